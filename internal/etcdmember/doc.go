@@ -1,0 +1,3 @@
+// Package etcdmember starts, joins and stops the etcd member that every
+// agent embeds, so the agents themselves provide the cluster's consensus.
+package etcdmember
