@@ -1,0 +1,105 @@
+package config
+
+import (
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// Config is the validated runtime configuration of one agent. It is built
+// once by Load and passed by value; nothing rewrites it afterwards.
+type Config struct {
+	Cluster        string
+	Dir            string           // config directory
+	PropertiesFile string           // full path
+	NodesFile      string           // full path
+	Nodes          []netip.AddrPort // from .nodes
+
+	DB DB
+
+	BindAddress       netip.AddrPort // bind.address
+	AdminPort         int            // admin.port, default 7809
+	IsWitness         bool           // is.witness, default false
+	AutoAllowHosts    bool           // auto.allow.hosts, default false
+	StableNodesFile   bool           // stable.nodes.file, default false
+	EnableStopCluster bool           // enable.stop.cluster, default true
+
+	LocalPeriod       time.Duration // local.period, default 1s
+	LocalTimeout      time.Duration // local.timeout, default 2s
+	LocalTimeoutFinal time.Duration // local.timeout.final, default 2s
+	RemoteTimeout     time.Duration // remote.timeout, default 2s
+	NodeTimeout       time.Duration // node.timeout, default 5s (>= 2s: it is an etcd lease TTL)
+
+	ApplicationName  string       // application.name
+	LockDir          string       // lock.dir, default /run/lock/pgfm
+	LogDir           string       // log.dir, default /var/log/pgfm
+	StateDir         string       // state.dir, default /var/lib/pgfm/CLUSTER
+	Promotable       bool         // promotable, default true
+	PriorityStandbys []netip.Addr // priority.standbys
+	MinimumStandbys  int          // minimum.standbys, default 0, >= 0
+}
+
+// DB is how the agent reaches and controls its local PostgreSQL server.
+type DB struct {
+	User         string // db.user (required on every node, witness too)
+	Port         int    // db.port (required everywhere)
+	Database     string // db.database (required everywhere)
+	ServiceOwner string // db.service.owner (default "postgres"; database nodes only)
+	Bin          string // db.bin: dir with pg_ctl; "" = resolve later with `pg_config --bindir`
+	DataDir      string // db.data.dir (required on database nodes); absolute
+	ConfigDir    string // db.config.dir, default = DataDir
+	SSLMode      string // jdbc.sslmode: disable | require | verify-ca | verify-full (libpq sslmode)
+}
+
+// Warning is something in the files that does not stop the agent but that
+// the user should change (an old name, an ignored key, a duplicate).
+type Warning struct {
+	File    string
+	Line    int // 0 when the warning is about the file as a whole or a missing key
+	Key     string
+	Message string
+}
+
+// String formats the warning as "prod.properties:12: jvm.options: <message>".
+func (w Warning) String() string { return location(w.File, w.Line, w.Key) + w.Message }
+
+// Problem is one error found in a configuration file. Load and the parsers
+// return every Problem they find, joined with errors.Join, so callers can
+// errors.As them or simply print the joined error (one problem per line).
+type Problem struct {
+	File    string
+	Line    int // 0 for a missing key or a problem with the whole file
+	Key     string
+	Message string // what is wrong; how to fix it
+}
+
+func (p *Problem) Error() string { return location(p.File, p.Line, p.Key) + p.Message }
+
+// location renders "FILE:LINE: KEY: ", leaving out the parts that are unknown.
+func location(file string, line int, key string) string {
+	s := file
+	if line > 0 {
+		s += ":" + strconv.Itoa(line)
+	}
+	if s != "" {
+		s += ": "
+	}
+	if key != "" {
+		s += key + ": "
+	}
+	return s
+}
+
+// Effective returns the effective settings as ordered key/value pairs with
+// EFM property names, for logging once at start. Only supported keys are
+// listed, so secrets (db.password.encrypted, ...) can never appear.
+func (c Config) Effective() [][2]string {
+	var out [][2]string
+	for _, k := range newKeyIndex().list {
+		if k.status != supported {
+			continue
+		}
+		out = append(out, [2]string{k.name, formatField(k.field(&c))})
+	}
+	return out
+}

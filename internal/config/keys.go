@@ -1,0 +1,233 @@
+package config
+
+// This file is the key table: every property name pgfm knows, as data. The
+// loader, Effective, the sample file test and the docs test all walk it, so a
+// key added here is parsed, logged and checked for documentation at once.
+
+// status says what pgfm does with a known key.
+type status int
+
+const (
+	supported      status = iota + 1 // parsed into Config
+	notImplemented                   // an EFM feature pgfm does not have yet: accepted, ignored, warned
+	notApplicable                    // EFM/Java plumbing with no meaning for pgfm: accepted, warned
+	alias                            // an older EFM name: applied to target, warned
+)
+
+// kind is how a supported key's value is written and checked.
+type kind int
+
+const (
+	kindString   kind = iota + 1
+	kindPath          // absolute path when set
+	kindBool          // true / false
+	kindPort          // 1..65535
+	kindCount         // integer >= 0
+	kindSeconds       // seconds, decimals allowed, > 0
+	kindPeerAddr      // IP:port other agents can reach
+	kindAddrList      // space-separated IPs (IP:port accepted, the IP kept)
+	kindSSLMode       // libpq sslmode subset EFM accepts
+)
+
+// need says on which kind of node a key must be set.
+type need int
+
+const (
+	optional     need = iota
+	everyNode         // database nodes and witnesses
+	databaseNode      // only when is.witness=false
+)
+
+// keySpec describes one property name.
+type keySpec struct {
+	name   string
+	status status
+
+	// supported keys
+	kind    kind
+	def     string // default as written in the file; "CLUSTER" is replaced by the cluster name
+	need    need
+	example string            // a valid example value, used in "add KEY=..." messages
+	field   func(*Config) any // pointer to the Config field the value goes to
+
+	// alias keys
+	target  string
+	convert func(string) (string, bool) // old value → new value; false if it cannot be converted
+
+	// notApplicable: why; notImplemented: what to do meanwhile (optional)
+	note string
+}
+
+func sup(name string, k kind, def string, n need, example string, field func(*Config) any) keySpec {
+	return keySpec{name: name, status: supported, kind: k, def: def, need: n, example: example, field: field}
+}
+
+func todo(name string) keySpec { return keySpec{name: name, status: notImplemented} }
+
+func todoHint(name, hint string) keySpec {
+	return keySpec{name: name, status: notImplemented, note: hint}
+}
+
+func na(name, reason string) keySpec { return keySpec{name: name, status: notApplicable, note: reason} }
+
+func old(name, target string) keySpec { return keySpec{name: name, status: alias, target: target} }
+
+// keyTable lists every known key. Supported keys come first, in the order
+// Effective logs them and the sample file documents them.
+func keyTable() []keySpec {
+	return []keySpec{
+		// Database connection and local database.
+		sup("db.user", kindString, "", everyNode, "postgres", func(c *Config) any { return &c.DB.User }),
+		sup("db.port", kindPort, "", everyNode, "5432", func(c *Config) any { return &c.DB.Port }),
+		sup("db.database", kindString, "", everyNode, "postgres", func(c *Config) any { return &c.DB.Database }),
+		sup("db.service.owner", kindString, "postgres", optional, "postgres", func(c *Config) any { return &c.DB.ServiceOwner }),
+		sup("db.bin", kindPath, "", optional, "/usr/lib/postgresql/17/bin", func(c *Config) any { return &c.DB.Bin }),
+		sup("db.data.dir", kindPath, "", databaseNode, "/var/lib/postgresql/17/main", func(c *Config) any { return &c.DB.DataDir }),
+		sup("db.config.dir", kindPath, "", optional, "/etc/postgresql/17/main", func(c *Config) any { return &c.DB.ConfigDir }),
+		sup("jdbc.sslmode", kindSSLMode, "disable", optional, "require", func(c *Config) any { return &c.DB.SSLMode }),
+
+		// Membership, network, identity.
+		sup("bind.address", kindPeerAddr, "", everyNode, "192.0.2.10:7800", func(c *Config) any { return &c.BindAddress }),
+		sup("admin.port", kindPort, "7809", optional, "7809", func(c *Config) any { return &c.AdminPort }),
+		sup("is.witness", kindBool, "false", optional, "false", func(c *Config) any { return &c.IsWitness }),
+		sup("auto.allow.hosts", kindBool, "false", optional, "false", func(c *Config) any { return &c.AutoAllowHosts }),
+		sup("stable.nodes.file", kindBool, "false", optional, "false", func(c *Config) any { return &c.StableNodesFile }),
+		sup("enable.stop.cluster", kindBool, "true", optional, "true", func(c *Config) any { return &c.EnableStopCluster }),
+
+		// Timers, in seconds.
+		sup("local.period", kindSeconds, "1", optional, "1", func(c *Config) any { return &c.LocalPeriod }),
+		sup("local.timeout", kindSeconds, "2", optional, "2", func(c *Config) any { return &c.LocalTimeout }),
+		sup("local.timeout.final", kindSeconds, "2", optional, "2", func(c *Config) any { return &c.LocalTimeoutFinal }),
+		sup("remote.timeout", kindSeconds, "2", optional, "2", func(c *Config) any { return &c.RemoteTimeout }),
+		sup("node.timeout", kindSeconds, "5", optional, "5", func(c *Config) any { return &c.NodeTimeout }),
+
+		// Failover policy and local files.
+		sup("application.name", kindString, "", optional, "node1", func(c *Config) any { return &c.ApplicationName }),
+		sup("lock.dir", kindPath, "/run/lock/pgfm", optional, "/run/lock/pgfm", func(c *Config) any { return &c.LockDir }),
+		sup("log.dir", kindPath, "/var/log/pgfm", optional, "/var/log/pgfm", func(c *Config) any { return &c.LogDir }),
+		sup("state.dir", kindPath, "/var/lib/pgfm/CLUSTER", optional, "/var/lib/pgfm/main", func(c *Config) any { return &c.StateDir }),
+		sup("promotable", kindBool, "true", optional, "true", func(c *Config) any { return &c.Promotable }),
+		sup("priority.standbys", kindAddrList, "", optional, "192.0.2.11 192.0.2.12", func(c *Config) any { return &c.PriorityStandbys }),
+		sup("minimum.standbys", kindCount, "0", optional, "0", func(c *Config) any { return &c.MinimumStandbys }),
+
+		// EFM features pgfm does not have yet.
+		todoHint("db.password.encrypted", "pgfm cannot read EFM's encrypted passwords: use ~/.pgpass of the agent's user or PGPASSWORD for now"),
+		todo("script.db.password"),
+		todo("script.db.password.retry"),
+		todo("script.db.password.encrypted"),
+		todo("db.service.name"),
+		todo("db.reuse.connection.count"),
+		todo("restart.connection.timeout"),
+		todo("recovery.check.period"),
+		todo("auto.resume.startup.period"),
+		todo("auto.resume.failure.period"),
+		todo("external.address"),
+		todo("encrypt.agent.messages"),
+		todo("ping.server.ip"),
+		todo("ping.server.command"),
+		todo("auto.failover"),
+		todo("auto.reconfigure"),
+		todo("auto.rewind"),
+		todo("auto.basebackup"),
+		todo("use.replay.tiebreaker"),
+		todo("standby.restart.delay"),
+		todo("stop.isolated.primary"),
+		todo("stop.failed.primary"),
+		todo("primary.shutdown.as.failure"),
+		todo("check.vip.before.promotion"),
+		todo("check.vip.timeout"),
+		todo("update.physical.slots.period"),
+		todo("restore.command"),
+		todo("reconfigure.num.sync"),
+		todo("reconfigure.num.sync.max"),
+		todo("reconfigure.sync.primary"),
+		todo("check.num.sync.period"),
+		todo("backup.wal"),
+		todo("virtual.ip"),
+		todo("virtual.ip.interface"),
+		todo("virtual.ip.prefix"),
+		todo("virtual.ip.single"),
+		todo("release.vip.background"),
+		todo("release.vip.pre.wait"),
+		todo("release.vip.post.wait"),
+		todo("script.load.balancer.attach"),
+		todo("script.load.balancer.detach"),
+		todo("detach.on.agent.failure"),
+		todo("pgpool.enable"),
+		todo("pcp.user"),
+		todo("pcp.host"),
+		todo("pcp.port"),
+		todo("pcp.pass.file"),
+		todo("pgpool.bin"),
+		todo("script.fence"),
+		todo("script.post.promotion"),
+		todo("script.resumed"),
+		todo("script.db.failure"),
+		todo("script.primary.isolated"),
+		todo("script.remote.pre.promotion"),
+		todo("script.remote.post.promotion"),
+		todo("script.custom.monitor"),
+		todo("custom.monitor.interval"),
+		todo("custom.monitor.timeout"),
+		todo("custom.monitor.safe.mode"),
+		todo("script.notification"),
+		todo("user.email"),
+		todo("from.email"),
+		todo("notification.level"),
+		todo("notification.text.prefix"),
+		todo("primary.health.check.port"),
+		todo("max.failover.lag"),
+		todo("dcs.endpoints"),
+
+		// EFM/Java plumbing that has no meaning for pgfm.
+		na("jvm.options", "pgfm is a Go program: there is no JVM"),
+		na("jgroups.loglevel", "pgfm does not use JGroups"),
+		na("efm.loglevel", "pgfm logs through systemd's journal; its log level is a command-line flag"),
+		na("jdbc.loglevel", "pgfm does not use JDBC"),
+		na("jdbc.properties", "pgfm does not use JDBC; use jdbc.sslmode or libpq's PG* environment variables"),
+		na("sudo.command", "pgfm runs as the database service owner and needs no sudo wrappers"),
+		na("sudo.user.command", "pgfm runs as the database service owner and needs no sudo wrappers"),
+		na("pid.dir", "systemd manages the process, so there is no pid file"),
+		na("syslog.enabled", "pgfm logs to systemd's journal, which forwards to syslog"),
+		na("syslog.host", "pgfm logs to systemd's journal, which forwards to syslog"),
+		na("syslog.port", "pgfm logs to systemd's journal, which forwards to syslog"),
+		na("syslog.protocol", "pgfm logs to systemd's journal, which forwards to syslog"),
+		na("syslog.facility", "pgfm logs to systemd's journal, which forwards to syslog"),
+		na("file.log.enabled", "pgfm logs to systemd's journal"),
+		na("efm.license", "pgfm needs no licence key"),
+		na("jgroups.max.tries", "pgfm does not use JGroups; node.timeout sets how long a silent node has"),
+		na("jgroups.timeout", "replaced by node.timeout, in seconds"),
+
+		// Older EFM names.
+		old("virtualIp", "virtual.ip"),
+		old("virtualIp.interface", "virtual.ip.interface"),
+		{name: "virtualIp.netmask", status: alias, target: "virtual.ip.prefix", convert: netmaskToPrefix},
+		old("virtualIp.single", "virtual.ip.single"),
+		old("pingServerIp", "ping.server.ip"),
+		old("pingServerCommand", "ping.server.command"),
+		old("db.recovery.conf.dir", "db.data.dir"),
+		old("db.recovery.dir", "db.data.dir"),
+		old("stop.isolated.master", "stop.isolated.primary"),
+		old("stop.failed.master", "stop.failed.primary"),
+		old("master.shutdown.as.failure", "primary.shutdown.as.failure"),
+		old("reconfigure.sync.master", "reconfigure.sync.primary"),
+		old("script.master.isolated", "script.primary.isolated"),
+		old("auto.resume.period", "auto.resume.startup.period"),
+	}
+}
+
+// keyIndex is the key table with a lookup by name. It is built per call
+// (no package-level state) and never modified after newKeyIndex returns.
+type keyIndex struct {
+	list   []keySpec
+	byName map[string]*keySpec
+}
+
+func newKeyIndex() keyIndex {
+	ki := keyIndex{list: keyTable()}
+	ki.byName = make(map[string]*keySpec, len(ki.list))
+	for i := range ki.list {
+		ki.byName[ki.list[i].name] = &ki.list[i]
+	}
+	return ki
+}

@@ -1,0 +1,270 @@
+package config
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Load reads DIR/CLUSTER.properties and DIR/CLUSTER.nodes (a missing .nodes
+// file is an empty list), validates them and returns the runtime config and
+// the warnings. The error, when not nil, joins every problem found (each a
+// *Problem naming file, line and key, what is wrong and how to fix it); the
+// warnings are returned in that case too, and the Config is not to be used.
+func Load(dir, cluster string) (Config, []Warning, error) {
+	if err := ValidateClusterName(cluster); err != nil {
+		return Config{}, nil, err
+	}
+	propsFile := filepath.Join(dir, cluster+".properties")
+	nodesFile := filepath.Join(dir, cluster+".nodes")
+	data, err := os.ReadFile(propsFile)
+	if err != nil {
+		return Config{}, nil, &Problem{File: propsFile, Message: fmt.Sprintf(
+			"cannot read the properties file: %v; create it (packaging/cluster.properties.sample is a template) "+
+				"or check the config directory and the cluster name", err)}
+	}
+	entries, warns, perr := ParseProperties(data, propsFile)
+	c, moreWarns, errs := build(cluster, propsFile, entries)
+	warns = append(warns, moreWarns...)
+	sortWarnings(warns)
+	errs = append(errs, unjoin(perr)...)
+	sortProblems(errs)
+	c.Dir, c.PropertiesFile, c.NodesFile = dir, propsFile, nodesFile
+
+	nodes, nerr := ReadNodes(nodesFile)
+	c.Nodes = nodes
+	if err := errors.Join(append(errs, nerr)...); err != nil {
+		return Config{}, warns, err
+	}
+	return c, warns, nil
+}
+
+// ValidateClusterName accepts 1 to 64 ASCII letters, digits, '-', '_' and
+// '.', not starting with '.'. The name becomes file names, a systemd
+// instance name and an etcd key prefix, so anything else is refused.
+func ValidateClusterName(name string) error {
+	const allowed = "use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.', e.g. main or prod-2"
+	switch {
+	case name == "":
+		return fmt.Errorf("cluster name is empty; %s", allowed)
+	case len(name) > 64:
+		return fmt.Errorf("cluster name %q is %d characters long; %s", name, len(name), allowed)
+	case name[0] == '.':
+		return fmt.Errorf("cluster name %q starts with '.'; %s", name, allowed)
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !isNameChar(c) {
+			return fmt.Errorf("cluster name %q: character %q at position %d is not allowed; %s", name, rune(c), i+1, allowed)
+		}
+	}
+	return nil
+}
+
+func isNameChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.'
+}
+
+// setting is one value after aliases are resolved, under its current name.
+type setting struct {
+	as    string // the name written in the file (an alias or the key itself)
+	value string
+	line  int
+}
+
+// loader accumulates the warnings and problems of one properties file.
+type loader struct {
+	file  string
+	keys  keyIndex
+	warns []Warning
+	errs  []error
+}
+
+func (l *loader) warn(line int, key, format string, args ...any) {
+	l.warns = append(l.warns, Warning{File: l.file, Line: line, Key: key, Message: fmt.Sprintf(format, args...)})
+}
+
+func (l *loader) fail(line int, key, format string, args ...any) {
+	l.errs = append(l.errs, &Problem{File: l.file, Line: line, Key: key, Message: fmt.Sprintf(format, args...)})
+}
+
+// build turns parsed entries into a Config. It is pure: no I/O, so the
+// validation rules are table-tested without files.
+func build(cluster, file string, entries []Entry) (Config, []Warning, []error) {
+	l := &loader{file: file, keys: newKeyIndex()}
+	set := l.resolve(entries)
+	c := Config{Cluster: cluster}
+	lines := make(map[string]int)
+	for i := range l.keys.list {
+		k := &l.keys.list[i]
+		s, ok := set[k.name]
+		switch {
+		case k.status == supported:
+			l.apply(&c, k, cluster, s, ok)
+			if ok {
+				lines[k.name] = s.line
+			}
+		case k.status == notImplemented && ok && strings.TrimSpace(s.value) != "":
+			// A blank value asks for the feature to be off, which is what pgfm does: no warning.
+			msg := k.name + " is not implemented yet in pgfm; it is ignored"
+			if k.note != "" {
+				msg += ": " + k.note
+			}
+			l.warn(s.line, s.as, "%s", msg)
+		}
+	}
+	l.checkRequired(c, set)
+	l.checkTogether(c, lines)
+	if c.DB.ConfigDir == "" {
+		c.DB.ConfigDir = c.DB.DataDir
+	}
+	sortProblems(l.errs)
+	return c, l.warns, l.errs
+}
+
+// resolve classifies every entry and returns the values by current key
+// name: unknown keys are errors, not-applicable keys and aliases warn,
+// alias values move to their current name unless that is set too.
+func (l *loader) resolve(entries []Entry) map[string]setting {
+	set := make(map[string]setting)
+	var aliases []Entry
+	for _, e := range entries {
+		k, ok := l.keys.byName[e.Key]
+		switch {
+		case !ok:
+			l.unknown(e)
+		case k.status == notApplicable:
+			l.warn(e.Line, e.Key, "%s does not apply to pgfm (%s); remove it", e.Key, k.note)
+		case k.status == alias:
+			aliases = append(aliases, e)
+		default:
+			set[e.Key] = setting{as: e.Key, value: e.Value, line: e.Line}
+		}
+	}
+	for _, e := range aliases {
+		l.applyAlias(set, e)
+	}
+	return set
+}
+
+// applyAlias moves an old name's value to the current name. Entries come in
+// file order, so when two old names of one key are set the later one wins.
+func (l *loader) applyAlias(set map[string]setting, e Entry) {
+	k := l.keys.byName[e.Key]
+	if cur, ok := set[k.target]; ok && cur.as == k.target {
+		l.warn(e.Line, e.Key, "%s is EFM's older name for %s; %s is also set (line %d) and wins; remove this line",
+			e.Key, k.target, k.target, cur.line)
+		return
+	}
+	value := e.Value
+	if k.convert != nil {
+		v, ok := k.convert(value)
+		if !ok {
+			l.warn(e.Line, e.Key, "%s is EFM's older name for %s; %q cannot be converted to it, so it is ignored; "+
+				"replace this line with %s=<prefix length>, e.g. %s=24", e.Key, k.target, strings.TrimSpace(value), k.target, k.target)
+			return
+		}
+		value = v
+	}
+	l.warn(e.Line, e.Key, "%s is EFM's older name for %s; rename it", e.Key, k.target)
+	set[k.target] = setting{as: e.Key, value: value, line: e.Line}
+}
+
+// unknown reports a key pgfm does not know, suggesting a close known one.
+func (l *loader) unknown(e Entry) {
+	if e.Key == "" {
+		l.fail(e.Line, "", "a value without a key; write KEY=VALUE, or start the line with # to make it a comment")
+		return
+	}
+	msg := "unknown property"
+	if s := suggest(e.Key, l.keys.list); s != "" {
+		msg += "; did you mean " + s + "?"
+	}
+	l.fail(e.Line, e.Key, "%s; correct or remove it (pgfm, like EFM 5.1 and later, refuses unknown names; "+
+		"see docs/properties.md)", msg)
+}
+
+// apply sets a supported key from the file, or from its default.
+func (l *loader) apply(c *Config, k *keySpec, cluster string, s setting, ok bool) {
+	if ok && strings.TrimSpace(s.value) != "" {
+		if msg := setField(c, k, s.value); msg != "" {
+			l.fail(s.line, s.as, "%s", msg)
+		}
+		return
+	}
+	if k.def == "" {
+		return
+	}
+	if msg := setField(c, k, strings.ReplaceAll(k.def, "CLUSTER", cluster)); msg != "" {
+		l.fail(0, k.name, "internal error: bad default %q: %s", k.def, msg) // keys_test.go keeps this unreachable
+	}
+}
+
+// checkRequired reports required keys that are missing or blank.
+func (l *loader) checkRequired(c Config, set map[string]setting) {
+	for _, k := range l.keys.list {
+		if k.need == optional || (k.need == databaseNode && c.IsWitness) {
+			continue
+		}
+		where := "every node"
+		if k.need == databaseNode {
+			where = "database nodes (is.witness=false)"
+		}
+		s, ok := set[k.name]
+		switch {
+		case !ok:
+			l.fail(0, k.name, "missing; it is required on %s; add %s=... to %s, e.g. %s=%s",
+				where, k.name, l.file, k.name, k.example)
+		case strings.TrimSpace(s.value) == "":
+			l.fail(s.line, s.as, "empty; it is required on %s; give it a value, e.g. %s=%s", where, k.name, k.example)
+		}
+	}
+}
+
+// checkTogether applies the rules that involve more than one key.
+func (l *loader) checkTogether(c Config, lines map[string]int) {
+	if c.BindAddress.IsValid() && c.AdminPort == int(c.BindAddress.Port()) {
+		l.fail(lines["admin.port"], "admin.port", "%d is also bind.address's port (%s); "+
+			"the admin API and the cluster traffic need different ports; use another admin.port, e.g. 7809, "+
+			"or another bind.address port, e.g. 7800", c.AdminPort, c.BindAddress)
+	}
+	if c.NodeTimeout > 0 && c.NodeTimeout.Seconds() < 2 {
+		l.fail(lines["node.timeout"], "node.timeout", "%s seconds is too short; use 2 or more: it is the consensus lease TTL, "+
+			"which etcd cannot make shorter than 1.5 × its 1 s election timeout", formatSeconds(c.NodeTimeout))
+	}
+}
+
+// sortProblems orders problems by line, missing keys (line 0) last, so the
+// user reads them in file order. The sort is stable: same-line problems
+// keep the order the table gave them.
+func sortProblems(errs []error) {
+	slices.SortStableFunc(errs, func(a, b error) int {
+		return cmp.Compare(problemOrder(a), problemOrder(b))
+	})
+}
+
+func problemOrder(err error) int {
+	var p *Problem
+	if errors.As(err, &p) && p.Line > 0 {
+		return p.Line
+	}
+	return int(^uint(0) >> 1)
+}
+
+// unjoin returns the errors an errors.Join result holds, or err alone.
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+func sortWarnings(ws []Warning) {
+	slices.SortStableFunc(ws, func(a, b Warning) int { return cmp.Compare(a.Line, b.Line) })
+}

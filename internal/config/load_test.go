@@ -1,0 +1,473 @@
+package config
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// baseKeys is a minimal valid database node; conf edits it so that line
+// numbers stay predictable: db.user is line 1, ..., db.data.dir line 5, and
+// added keys follow from line 6.
+var baseKeys = [][2]string{
+	{"db.user", "postgres"},
+	{"db.port", "5432"},
+	{"db.database", "postgres"},
+	{"bind.address", "192.0.2.10:7800"},
+	{"db.data.dir", "/var/lib/postgresql/17/main"},
+}
+
+// conf returns the base file with edits: "key=value" replaces the key in
+// place or appends it; "-key" deletes the line, leaving it blank.
+func conf(edits ...string) string {
+	lines := make([]string, len(baseKeys))
+	for i, kv := range baseKeys {
+		lines[i] = kv[0] + "=" + kv[1]
+	}
+	for _, e := range edits {
+		if k, ok := strings.CutPrefix(e, "-"); ok {
+			for i, kv := range baseKeys {
+				if kv[0] == k {
+					lines[i] = ""
+				}
+			}
+			continue
+		}
+		k, _, _ := strings.Cut(e, "=")
+		replaced := false
+		for i, kv := range baseKeys {
+			if kv[0] == k {
+				lines[i], replaced = e, true
+			}
+		}
+		if !replaced {
+			lines = append(lines, e)
+		}
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// loadString writes props (and nodes, if not "") as cluster "c" and loads it.
+func loadString(t *testing.T, props, nodes string) (Config, []Warning, error) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "c.properties"), []byte(props), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if nodes != "" {
+		if err := os.WriteFile(filepath.Join(dir, "c.nodes"), []byte(nodes), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return Load(dir, "c")
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, warns, err := loadString(t, conf(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warns) != 0 {
+		t.Errorf("warnings: %v", warns)
+	}
+	want := Config{
+		Cluster:        "c",
+		Dir:            c.Dir,
+		PropertiesFile: filepath.Join(c.Dir, "c.properties"),
+		NodesFile:      filepath.Join(c.Dir, "c.nodes"),
+		DB: DB{User: "postgres", Port: 5432, Database: "postgres", ServiceOwner: "postgres",
+			DataDir: "/var/lib/postgresql/17/main", ConfigDir: "/var/lib/postgresql/17/main", SSLMode: "disable"},
+		BindAddress:       netip.MustParseAddrPort("192.0.2.10:7800"),
+		AdminPort:         7809,
+		EnableStopCluster: true,
+		LocalPeriod:       time.Second,
+		LocalTimeout:      2 * time.Second,
+		LocalTimeoutFinal: 2 * time.Second,
+		RemoteTimeout:     2 * time.Second,
+		NodeTimeout:       5 * time.Second,
+		LockDir:           "/run/lock/pgfm",
+		LogDir:            "/var/log/pgfm",
+		StateDir:          "/var/lib/pgfm/c",
+		Promotable:        true,
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("got  %+v\nwant %+v", c, want)
+	}
+}
+
+// loadCases covers every validation message: errors and warnings are
+// substrings that must each appear (file:line: key: problem; fix).
+var loadCases = []struct {
+	name   string
+	props  string
+	errors []string
+	warns  []string // substrings; the number of warnings must match
+	check  func(t *testing.T, c Config)
+}{
+	// Required keys.
+	{name: "missing db.user", props: conf("-db.user"), errors: []string{
+		"c.properties: db.user: missing; it is required on every node; add db.user=... to ", "c.properties, e.g. db.user=postgres"}},
+	{name: "missing db.port", props: conf("-db.port"), errors: []string{"db.port: missing", "add db.port=... to "}},
+	{name: "missing db.database", props: conf("-db.database"), errors: []string{"db.database: missing", "add db.database=... to "}},
+	{name: "missing bind.address", props: conf("-bind.address"), errors: []string{"bind.address: missing", "add bind.address=... to ", "e.g. bind.address=192.0.2.10:7800"}},
+	{name: "missing db.data.dir on database node", props: conf("-db.data.dir"), errors: []string{
+		"c.properties: db.data.dir: missing; it is required on database nodes (is.witness=false); add db.data.dir=... to "}},
+	{name: "witness needs no db.data.dir", props: conf("-db.data.dir", "is.witness=true"), check: func(t *testing.T, c Config) {
+		if !c.IsWitness || c.DB.DataDir != "" || c.DB.ConfigDir != "" {
+			t.Errorf("witness: %+v", c.DB)
+		}
+	}},
+	{name: "witness still needs db.user and db.port", props: conf("-db.user", "-db.port", "-db.data.dir", "is.witness=true"),
+		errors: []string{"db.user: missing; it is required on every node", "db.port: missing"}},
+	{name: "empty required value", props: conf("db.user="), errors: []string{
+		"c.properties:1: db.user: empty; it is required on every node; give it a value, e.g. db.user=postgres"}},
+	{name: "empty optional value takes the default", props: conf("admin.port=", "local.period=  "), check: func(t *testing.T, c Config) {
+		if c.AdminPort != 7809 || c.LocalPeriod != time.Second {
+			t.Errorf("admin.port %d local.period %v", c.AdminPort, c.LocalPeriod)
+		}
+	}},
+
+	// Numbers and ports.
+	{name: "port not a number", props: conf("db.port=54x2"), errors: []string{
+		`c.properties:2: db.port: "54x2" is not a port number; use a whole number from 1 to 65535`}},
+	{name: "port too large", props: conf("db.port=70000"), errors: []string{"c.properties:2: db.port: port 70000 is outside 1..65535; use a port number in that range"}},
+	{name: "port zero", props: conf("admin.port=0"), errors: []string{"c.properties:6: admin.port: port 0 is outside 1..65535"}},
+	{name: "port with sign", props: conf("db.port=+5432"), errors: []string{`db.port: "+5432" is not a port number`}},
+	{name: "port trailing blank is fine", props: conf("db.port=5433  "), check: func(t *testing.T, c Config) {
+		if c.DB.Port != 5433 {
+			t.Errorf("port %d", c.DB.Port)
+		}
+	}},
+	{name: "minimum.standbys negative", props: conf("minimum.standbys=-1"), errors: []string{"c.properties:6: minimum.standbys: -1 is negative; use 0 or more"}},
+	{name: "minimum.standbys not a number", props: conf("minimum.standbys=two"), errors: []string{`minimum.standbys: "two" is not a whole number; use 0 or more`}},
+	{name: "minimum.standbys set", props: conf("minimum.standbys=2"), check: func(t *testing.T, c Config) {
+		if c.MinimumStandbys != 2 {
+			t.Errorf("got %d", c.MinimumStandbys)
+		}
+	}},
+
+	// Booleans.
+	{name: "bad boolean", props: conf("is.witness=yes"), errors: []string{`c.properties:6: is.witness: "yes" is not a boolean; use true or false`}},
+	{name: "booleans ignore case", props: conf("auto.allow.hosts=TRUE", "stable.nodes.file=True", "enable.stop.cluster=FALSE", "promotable=false"),
+		check: func(t *testing.T, c Config) {
+			if !c.AutoAllowHosts || !c.StableNodesFile || c.EnableStopCluster || c.Promotable {
+				t.Errorf("%+v", c)
+			}
+		}},
+
+	// Durations.
+	{name: "duration zero", props: conf("local.period=0"), errors: []string{"c.properties:6: local.period: 0 is not more than 0; use a number of seconds greater than 0"}},
+	{name: "duration tiny rounds to zero", props: conf("local.period=0.0000000001"), errors: []string{"local.period: 0.0000000001 is not more than 0"}},
+	{name: "duration negative", props: conf("local.timeout=-1"), errors: []string{"local.timeout: -1 is negative; use a number of seconds greater than 0"}},
+	{name: "duration with unit", props: conf("remote.timeout=5s"), errors: []string{`remote.timeout: "5s" is not a number of seconds; write plain seconds without a unit, e.g. 5 or 0.5`}},
+	{name: "duration exponent", props: conf("remote.timeout=1e3"), errors: []string{`"1e3" is not a number of seconds`}},
+	{name: "duration too long", props: conf("local.timeout.final=99999999999999999999"), errors: []string{"local.timeout.final: 99999999999999999999 seconds is too long"}},
+	{name: "durations with decimals", props: conf("local.period=0.5", "local.timeout=1.25", "local.timeout.final=3", "remote.timeout=0.1", "node.timeout=2.5"),
+		check: func(t *testing.T, c Config) {
+			got := []time.Duration{c.LocalPeriod, c.LocalTimeout, c.LocalTimeoutFinal, c.RemoteTimeout, c.NodeTimeout}
+			want := []time.Duration{500 * time.Millisecond, 1250 * time.Millisecond, 3 * time.Second, 100 * time.Millisecond, 2500 * time.Millisecond}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got %v want %v", got, want)
+			}
+		}},
+	{name: "node.timeout below lease minimum", props: conf("node.timeout=1.5"), errors: []string{
+		"c.properties:6: node.timeout: 1.5 seconds is too short; use 2 or more: it is the consensus lease TTL, which etcd cannot make shorter than 1.5 × its 1 s election timeout"}},
+	{name: "node.timeout 2 is fine", props: conf("node.timeout=2")},
+
+	// bind.address.
+	{name: "bind hostname", props: conf("bind.address=db1.example.com:7800"), errors: []string{
+		`c.properties:4: bind.address: "db1.example.com" is a host name, not an IP address`, "e.g. 192.0.2.10:7800 or [2001:db8::10]:7800"}},
+	{name: "bind missing port", props: conf("bind.address=192.0.2.10"), errors: []string{"c.properties:4: bind.address: 192.0.2.10 has no port; add one: 192.0.2.10:7800"}},
+	{name: "bind ipv6 without brackets", props: conf("bind.address=2001:db8::10"), errors: []string{"bind.address: 2001:db8::10 has no port; put IPv6 addresses in brackets and add a port: [2001:db8::10]:7800"}},
+	{name: "bind bad port", props: conf("bind.address=192.0.2.10:http"), errors: []string{`bind.address: port "http" is not a number in 1..65535`}},
+	{name: "bind garbage", props: conf("bind.address=:::"), errors: []string{`bind.address: ":::" is not an IP:port address`}},
+	{name: "bind unspecified v4", props: conf("bind.address=0.0.0.0:7800"), errors: []string{
+		"c.properties:4: bind.address: 0.0.0.0 is the unspecified address: other nodes need an address they can reach; use this host's own IP address"}},
+	{name: "bind unspecified v6", props: conf("bind.address=[::]:7800"), errors: []string{"bind.address: :: is the unspecified address"}},
+	{name: "bind link-local", props: conf("bind.address=[fe80::1]:7800"), errors: []string{
+		"c.properties:4: bind.address: fe80::1 is a link-local IPv6 address (fe80::/10): other nodes cannot reach it without a zone index",
+		"use a global or unique-local (fd00::/8) address of this host"}},
+	{name: "bind link-local with zone", props: conf("bind.address=[fe80::1%eth0]:7800"), errors: []string{"fe80::1%eth0 is a link-local IPv6 address"}},
+	{name: "bind zone", props: conf("bind.address=[fd00::1%eth0]:7800"), errors: []string{
+		"bind.address: fd00::1%eth0 has a zone index (%eth0), which only means something on this host, so other nodes cannot use it"}},
+	{name: "bind multicast", props: conf("bind.address=224.0.0.1:7800"), errors: []string{"224.0.0.1 is a multicast address"}},
+	{name: "bind port zero", props: conf("bind.address=192.0.2.10:0"), errors: []string{"bind.address: port 0 is not a usable port"}},
+	{name: "bind ipv6 global and unique-local", props: conf("bind.address=[fd12:3456::10]:7800"), check: func(t *testing.T, c Config) {
+		if c.BindAddress != netip.MustParseAddrPort("[fd12:3456::10]:7800") {
+			t.Errorf("got %v", c.BindAddress)
+		}
+	}},
+	{name: "admin.port equals bind port", props: conf("admin.port=7800"), errors: []string{
+		"c.properties:6: admin.port: 7800 is also bind.address's port (192.0.2.10:7800)", "use another admin.port, e.g. 7809"}},
+	{name: "default admin.port equals bind port", props: conf("bind.address=192.0.2.10:7809"), errors: []string{
+		"c.properties: admin.port: 7809 is also bind.address's port"}},
+
+	// Paths.
+	{name: "relative db.data.dir", props: conf("db.data.dir=data"), errors: []string{
+		`c.properties:5: db.data.dir: "data" is not an absolute path; write the full path starting with /`}},
+	{name: "relative db.bin", props: conf("db.bin=bin"), errors: []string{`c.properties:6: db.bin: "bin" is not an absolute path`}},
+	{name: "relative db.config.dir", props: conf("db.config.dir=./conf"), errors: []string{`db.config.dir: "./conf" is not an absolute path`}},
+	{name: "relative lock.dir", props: conf("lock.dir=lock"), errors: []string{`lock.dir: "lock" is not an absolute path`}},
+	{name: "relative log.dir", props: conf("log.dir=~/log"), errors: []string{`log.dir: "~/log" is not an absolute path`}},
+	{name: "relative state.dir", props: conf("state.dir=state"), errors: []string{`state.dir: "state" is not an absolute path`}},
+	{name: "paths set", props: conf("db.bin=/usr/lib/postgresql/17/bin", "db.config.dir=/etc/postgresql/17/main", "state.dir=/srv/pgfm"),
+		check: func(t *testing.T, c Config) {
+			if c.DB.Bin != "/usr/lib/postgresql/17/bin" || c.DB.ConfigDir != "/etc/postgresql/17/main" || c.StateDir != "/srv/pgfm" {
+				t.Errorf("%+v", c)
+			}
+		}},
+
+	// Enumerations and lists.
+	{name: "bad sslmode", props: conf("jdbc.sslmode=prefer"), errors: []string{
+		`c.properties:6: jdbc.sslmode: "prefer" is not a valid SSL mode; use disable, require, verify-ca or verify-full`}},
+	{name: "sslmode verify-full", props: conf("jdbc.sslmode=verify-full"), check: func(t *testing.T, c Config) {
+		if c.DB.SSLMode != "verify-full" {
+			t.Errorf("got %q", c.DB.SSLMode)
+		}
+	}},
+	{name: "priority.standbys", props: conf("priority.standbys=192.0.2.11  192.0.2.12:7800 [2001:db8::13]:7800 2001:db8::14"),
+		check: func(t *testing.T, c Config) {
+			want := []netip.Addr{netip.MustParseAddr("192.0.2.11"), netip.MustParseAddr("192.0.2.12"),
+				netip.MustParseAddr("2001:db8::13"), netip.MustParseAddr("2001:db8::14")}
+			if !reflect.DeepEqual(c.PriorityStandbys, want) {
+				t.Errorf("got %v", c.PriorityStandbys)
+			}
+		}},
+	{name: "bad priority.standbys", props: conf("priority.standbys=192.0.2.11 db2"), errors: []string{
+		`c.properties:6: priority.standbys: "db2" is not an IP address; list the standbys' IP addresses separated by spaces`}},
+
+	// Unknown keys.
+	{name: "unknown key with typo", props: conf("bind.adress=192.0.2.10:7800"), errors: []string{
+		"c.properties:6: bind.adress: unknown property; did you mean bind.address?", "correct or remove it"}},
+	{name: "unknown key camel case", props: conf("nodeTimeout=5"), errors: []string{"nodeTimeout: unknown property; did you mean node.timeout?"}},
+	{name: "unknown key upper case", props: conf("DB.USER=x"), errors: []string{"DB.USER: unknown property; did you mean db.user?"}},
+	{name: "unknown key prefers current name", props: conf("pingserverip=8.8.8.8"), errors: []string{"did you mean ping.server.ip?"}},
+	{name: "unknown key near an alias", props: conf("virtualIp.netmsk=24"), errors: []string{"did you mean virtualIp.netmask?"}},
+	{name: "unknown key far from all", props: conf("cluster.name=prod"), errors: []string{
+		"c.properties:6: cluster.name: unknown property; correct or remove it (pgfm, like EFM 5.1 and later, refuses unknown names"}},
+	{name: "value without key", props: conf("=5"), errors: []string{"c.properties:6: a value without a key"}},
+
+	// Not implemented, not applicable.
+	{name: "not implemented", props: conf("virtual.ip=192.0.2.100", "script.fence=/bin/true"), warns: []string{
+		"c.properties:6: virtual.ip: virtual.ip is not implemented yet in pgfm; it is ignored",
+		"c.properties:7: script.fence: script.fence is not implemented yet in pgfm; it is ignored"}},
+	{name: "not implemented but blank", props: conf("virtual.ip=", "script.fence=  ")},
+	{name: "encrypted password", props: conf("db.password.encrypted=516b36fb8031da17cfbc010f7d09359c"), warns: []string{
+		"db.password.encrypted: db.password.encrypted is not implemented yet in pgfm; it is ignored: pgfm cannot read EFM's encrypted passwords: use ~/.pgpass of the agent's user or PGPASSWORD for now"}},
+	{name: "does not apply", props: conf("jvm.options=-Xmx128m", "pid.dir=/run/efm", "jgroups.timeout=1000"), warns: []string{
+		"c.properties:6: jvm.options: jvm.options does not apply to pgfm (pgfm is a Go program: there is no JVM); remove it",
+		"c.properties:7: pid.dir: pid.dir does not apply to pgfm (systemd manages the process, so there is no pid file); remove it",
+		"c.properties:8: jgroups.timeout: jgroups.timeout does not apply to pgfm (replaced by node.timeout, in seconds); remove it"}},
+
+	// Aliases.
+	{name: "alias of supported key", props: conf("-db.data.dir", "db.recovery.dir=/pg/data"),
+		warns: []string{"c.properties:6: db.recovery.dir: db.recovery.dir is EFM's older name for db.data.dir; rename it"},
+		check: func(t *testing.T, c Config) {
+			if c.DB.DataDir != "/pg/data" || c.DB.ConfigDir != "/pg/data" {
+				t.Errorf("%+v", c.DB)
+			}
+		}},
+	{name: "alias value is validated under the alias name", props: conf("-db.data.dir", "db.recovery.conf.dir=data"),
+		errors: []string{`c.properties:6: db.recovery.conf.dir: "data" is not an absolute path`},
+		warns:  []string{"db.recovery.conf.dir is EFM's older name for db.data.dir; rename it"}},
+	{name: "current key wins over alias", props: conf("db.recovery.conf.dir=/old"),
+		warns: []string{"c.properties:6: db.recovery.conf.dir: db.recovery.conf.dir is EFM's older name for db.data.dir; db.data.dir is also set (line 5) and wins; remove this line"},
+		check: func(t *testing.T, c Config) {
+			if c.DB.DataDir != "/var/lib/postgresql/17/main" {
+				t.Errorf("got %q", c.DB.DataDir)
+			}
+		}},
+	{name: "later alias wins over earlier alias", props: conf("-db.data.dir", "db.recovery.conf.dir=/a", "db.recovery.dir=/b"),
+		warns: []string{"db.recovery.conf.dir is EFM's older name", "db.recovery.dir is EFM's older name"},
+		check: func(t *testing.T, c Config) {
+			if c.DB.DataDir != "/b" {
+				t.Errorf("got %q", c.DB.DataDir)
+			}
+		}},
+	{name: "alias of not implemented key", props: conf("virtualIp=192.0.2.100", "stop.isolated.master=true"), warns: []string{
+		"c.properties:6: virtualIp: virtualIp is EFM's older name for virtual.ip; rename it",
+		"c.properties:6: virtualIp: virtual.ip is not implemented yet in pgfm",
+		"c.properties:7: stop.isolated.master: stop.isolated.master is EFM's older name for stop.isolated.primary; rename it",
+		"c.properties:7: stop.isolated.master: stop.isolated.primary is not implemented yet"}},
+	{name: "all older names", props: conf("virtualIp.interface=eth0", "virtualIp.single=true", "pingServerIp=8.8.8.8",
+		"pingServerCommand=/bin/ping", "stop.failed.master=true", "master.shutdown.as.failure=false", "reconfigure.sync.master=false",
+		"script.master.isolated=/bin/true", "auto.resume.period=0"), warns: []string{
+		"virtualIp.interface is EFM's older name for virtual.ip.interface; rename it", "virtual.ip.interface is not implemented",
+		"virtualIp.single is EFM's older name for virtual.ip.single; rename it", "virtual.ip.single is not implemented",
+		"pingServerIp is EFM's older name for ping.server.ip; rename it", "ping.server.ip is not implemented",
+		"pingServerCommand is EFM's older name for ping.server.command; rename it", "ping.server.command is not implemented",
+		"stop.failed.master is EFM's older name for stop.failed.primary; rename it", "stop.failed.primary is not implemented",
+		"master.shutdown.as.failure is EFM's older name for primary.shutdown.as.failure; rename it", "primary.shutdown.as.failure is not implemented",
+		"reconfigure.sync.master is EFM's older name for reconfigure.sync.primary; rename it", "reconfigure.sync.primary is not implemented",
+		"script.master.isolated is EFM's older name for script.primary.isolated; rename it", "script.primary.isolated is not implemented",
+		"auto.resume.period is EFM's older name for auto.resume.startup.period; rename it", "auto.resume.startup.period is not implemented",
+	}},
+	{name: "netmask converted", props: conf("virtualIp.netmask=255.255.255.0"), warns: []string{
+		"virtualIp.netmask is EFM's older name for virtual.ip.prefix; rename it", "virtual.ip.prefix is not implemented"}},
+	{name: "netmask not convertible", props: conf("virtualIp.netmask=255.0.255.0"), warns: []string{
+		`c.properties:6: virtualIp.netmask: virtualIp.netmask is EFM's older name for virtual.ip.prefix; "255.0.255.0" cannot be converted to it, so it is ignored; replace this line with virtual.ip.prefix=<prefix length>`}},
+	{name: "alias and current both set, current after", props: conf("virtualIp=192.0.2.1", "virtual.ip=192.0.2.2"), warns: []string{
+		"c.properties:6: virtualIp: virtualIp is EFM's older name for virtual.ip; virtual.ip is also set (line 7) and wins",
+		"c.properties:7: virtual.ip: virtual.ip is not implemented yet"}},
+
+	// Syntax problems reach Load too.
+	{name: "duplicate key", props: conf("db.port=5433" + "\n" + "db.port=5434"), warns: []string{
+		"c.properties:3: db.port: set on line 2 and again on line 3"},
+		check: func(t *testing.T, c Config) {
+			if c.DB.Port != 5434 {
+				t.Errorf("port %d", c.DB.Port)
+			}
+		}},
+	{name: "bad escape", props: conf(`application.name=\u12`), errors: []string{"c.properties:6: application.name: malformed Unicode escape"}},
+
+	// Everything at once: every problem is listed, in file order, missing keys last.
+	{name: "many problems", props: conf("-db.user", "db.port=x", "is.witness=maybe", "bogus=1"), errors: []string{
+		"c.properties:2: db.port: \"x\" is not a port number",
+		"c.properties:6: is.witness: \"maybe\" is not a boolean",
+		"c.properties:7: bogus: unknown property",
+		"c.properties: db.user: missing"}},
+}
+
+func TestLoad(t *testing.T) {
+	for _, tc := range loadCases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, warns, err := loadString(t, tc.props, "")
+			if len(tc.errors) == 0 && err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			for _, want := range tc.errors {
+				checkErr(t, err, want)
+			}
+			if err != nil && len(tc.errors) > 1 {
+				checkOrder(t, err.Error(), tc.errors)
+			}
+			if len(warns) != len(tc.warns) {
+				t.Errorf("got %d warnings, want %d:\n%s", len(warns), len(tc.warns), joinWarnings(warns))
+			}
+			all := joinWarnings(warns)
+			for _, want := range tc.warns {
+				if !strings.Contains(all, want) {
+					t.Errorf("no warning contains %q; got:\n%s", want, all)
+				}
+			}
+			if tc.check != nil && err == nil {
+				tc.check(t, c)
+			}
+		})
+	}
+}
+
+// checkOrder asserts that the wanted substrings appear in that order,
+// when they are on distinct lines of the joined error.
+func checkOrder(t *testing.T, got string, wants []string) {
+	t.Helper()
+	lines := strings.Split(got, "\n")
+	last := -1
+	for _, w := range wants {
+		for i, l := range lines {
+			if strings.Contains(l, w) {
+				if i < last {
+					t.Errorf("%q is out of order in:\n%s", w, got)
+				}
+				last = i
+				break
+			}
+		}
+	}
+}
+
+func joinWarnings(ws []Warning) string {
+	var b strings.Builder
+	for _, w := range ws {
+		b.WriteString(w.String() + "\n")
+	}
+	return b.String()
+}
+
+func TestLoadErrorsAreProblems(t *testing.T) {
+	_, _, err := loadString(t, conf("-db.user", "db.port=x"), "")
+	var p *Problem
+	if !errors.As(err, &p) {
+		t.Fatalf("%T is not a *Problem", err)
+	}
+	if p.Key != "db.port" || p.Line != 2 || !strings.HasSuffix(p.File, "c.properties") {
+		t.Errorf("first problem: %+v", p)
+	}
+}
+
+func TestLoadNodes(t *testing.T) {
+	c, _, err := loadString(t, conf(), "198.51.100.7:7800\n[2001:db8::7]:7800 # two\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := addrStrings(c.Nodes); !reflect.DeepEqual(s, []string{"198.51.100.7:7800", "[2001:db8::7]:7800"}) {
+		t.Errorf("nodes %q", s)
+	}
+	_, _, err = loadString(t, conf("db.port=x"), "198.51.100.7:7800\nnot-an-address\n")
+	checkErr(t, err, "c.properties:2: db.port")
+	checkErr(t, err, "c.nodes:2: not-an-address: ")
+}
+
+func TestLoadFiles(t *testing.T) {
+	_, _, err := Load(t.TempDir(), "c")
+	checkErr(t, err, "c.properties: cannot read the properties file")
+	checkErr(t, err, "create it (packaging/cluster.properties.sample is a template)")
+
+	_, _, err = Load(t.TempDir(), "../etc/passwd")
+	checkErr(t, err, `cluster name "../etc/passwd" starts with '.'`)
+}
+
+func TestValidateClusterName(t *testing.T) {
+	for name, want := range map[string]string{
+		"main":                  "",
+		"prod-2_eu.west":        "",
+		"A":                     "",
+		strings.Repeat("a", 64): "",
+		"":                      "cluster name is empty; use 1 to 64 letters",
+		strings.Repeat("a", 65): "is 65 characters long",
+		".hidden":               `starts with '.'`,
+		"a b":                   `character ' ' at position 2 is not allowed`,
+		"a/b":                   `character '/' at position 2 is not allowed`,
+		"café":                  "at position 4 is not allowed",
+	} {
+		checkErr(t, ValidateClusterName(name), want)
+	}
+}
+
+func TestEffective(t *testing.T) {
+	c, _, err := loadString(t, conf("local.period=0.5", "priority.standbys=192.0.2.11 192.0.2.12",
+		"db.password.encrypted=secret"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eff := c.Effective()
+	got := map[string]string{}
+	var order []string
+	for _, kv := range eff {
+		got[kv[0]] = kv[1]
+		order = append(order, kv[0])
+	}
+	for k, v := range map[string]string{
+		"db.user": "postgres", "db.port": "5432", "bind.address": "192.0.2.10:7800", "admin.port": "7809",
+		"local.period": "0.5", "node.timeout": "5", "is.witness": "false", "enable.stop.cluster": "true",
+		"priority.standbys": "192.0.2.11 192.0.2.12", "db.config.dir": "/var/lib/postgresql/17/main",
+		"state.dir": "/var/lib/pgfm/c", "db.bin": "", "jdbc.sslmode": "disable",
+	} {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	if order[0] != "db.user" || len(eff) != 26 {
+		t.Errorf("order %v", order)
+	}
+	for _, kv := range eff {
+		if strings.Contains(kv[0], "password") || strings.Contains(kv[1], "secret") {
+			t.Errorf("secret in effective config: %v", kv)
+		}
+	}
+}
