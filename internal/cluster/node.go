@@ -87,3 +87,36 @@ type Registration struct {
 	JoinedAt time.Time `json:"joined_at"`
 	MemberID uint64    `json:"member_id"`
 }
+
+// Report is the whole cluster as one agent sees it: what cluster-status
+// and cluster-status-json print.
+type Report struct {
+	Cluster          string       `json:"cluster"`
+	Reporter         string       `json:"reporter"` // address of the agent that answered
+	GeneratedAt      time.Time    `json:"generated_at"`
+	Nodes            []NodeReport `json:"nodes"`
+	Allowed          []string     `json:"allowed"`
+	Coordinator      string       `json:"coordinator"`
+	FailoverPriority []string     `json:"failover_priority"`
+	MinimumStandbys  int          `json:"minimum_standbys"`
+	MissingNodes     []string     `json:"missing_nodes"`
+	Messages         []string     `json:"messages"`
+}
+
+// NodeReport is one node's line in a Report.
+type NodeReport struct {
+	Address     string     `json:"address"`
+	BindAddress string     `json:"bind_address"`
+	Type        Type       `json:"type"`
+	Agent       AgentState `json:"agent"`
+	DB          DBState    `json:"db"`
+	IdleReason  string     `json:"idle_reason,omitempty"`
+	VIP         string     `json:"vip"`
+	VIPActive   bool       `json:"vip_active"`
+	// Probe is the reporting agent's own query of this node's database,
+	// made while answering (EFM's "Promote Status"): primaries first, so a
+	// standby at or past the primary's position is in sync.
+	Probe DBObservation `json:"probe"`
+	// Published is what the node's agent last published; nil when down.
+	Published *MemberStatus `json:"published,omitempty"`
+}

@@ -1,0 +1,226 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/pgfm/pgfm/internal/cluster"
+	"github.com/pgfm/pgfm/internal/config"
+	"github.com/pgfm/pgfm/internal/dcs"
+	"github.com/pgfm/pgfm/internal/etcdmember"
+	"github.com/pgfm/pgfm/internal/httpapi"
+	"github.com/pgfm/pgfm/internal/version"
+)
+
+// Reasons an agent stops other than its context ending. cmd/pgfm maps
+// them to exit codes so systemd restarts only what a restart can fix.
+var (
+	// ErrStopCluster: stop-cluster was requested; a clean exit.
+	ErrStopCluster = errors.New("stop-cluster requested: the agent stops, the database keeps running")
+	// ErrRemoved: disallow-node removed this node from the cluster.
+	ErrRemoved = errors.New("this node was removed from the cluster")
+	// ErrRefused: the cluster refused to admit this node, or the node must
+	// not start a cluster; the user has to change something first.
+	ErrRefused = errors.New("refused")
+)
+
+// Agent is one node's pgfm agent.
+type Agent struct {
+	cfg       config.Config
+	log       *slog.Logger
+	self      string // bind.address IP, the node's identity
+	bind      string // bind.address host:port, the etcd member name
+	peerURL   url.URL
+	adminURL  string
+	startedAt time.Time
+
+	member *etcdmember.Member
+	cli    *clientv3.Client
+	store  *dcs.Store
+	token  string
+
+	fatal chan error
+
+	mu          sync.Mutex
+	ready       bool
+	status      cluster.MemberStatus
+	session     *concurrency.Session
+	coordinator bool
+
+	joinMu sync.Mutex // admissions through this member, one at a time
+}
+
+// New prepares an agent for cfg; Run starts it.
+func New(cfg config.Config, log *slog.Logger) *Agent {
+	self := cfg.BindAddress.Addr().String()
+	return &Agent{
+		cfg:      cfg,
+		log:      log.With("cluster", cfg.Cluster, "node", self),
+		self:     self,
+		bind:     cfg.BindAddress.String(),
+		peerURL:  url.URL{Scheme: "http", Host: cfg.BindAddress.String()},
+		adminURL: httpapi.URL(self, cfg.AdminPort),
+		fatal:    make(chan error, 4),
+	}
+}
+
+// Run runs the agent until ctx ends or the agent must stop; it returns
+// nil after a clean stop requested through ctx.
+func (a *Agent) Run(ctx context.Context) (err error) {
+	a.startedAt = time.Now().UTC()
+	lock, err := acquireLock(a.cfg.LockDir, a.cfg.Cluster)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	defer lock.release()
+	if err := os.MkdirAll(a.cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("state.dir: %w (set state.dir to a writable directory)", err)
+	}
+	if a.token, err = writeToken(a.cfg.StateDir); err != nil {
+		return err
+	}
+	a.log.Info("agent starting", "version", version.Version, "bind", a.bind, "admin", a.adminURL, "witness", a.cfg.IsWitness)
+
+	srv := httpapi.NewServer(a, a.token, a.log)
+	l, err := net.Listen("tcp", net.JoinHostPort(a.self, strconv.Itoa(a.cfg.AdminPort)))
+	if err != nil {
+		return fmt.Errorf("%w: admin API: %w (admin.port %d must be free on %s)", ErrRefused, err, a.cfg.AdminPort, a.self)
+	}
+	go func() {
+		if err := srv.Serve(l); err != nil {
+			a.fail(fmt.Errorf("admin API: %w", err))
+		}
+	}()
+	defer srv.Close()
+
+	if err := a.startConsensus(ctx); err != nil {
+		return err
+	}
+	defer a.closeConsensus()
+
+	var wg sync.WaitGroup
+	loopCtx, cancel := context.WithCancel(ctx)
+	for _, loop := range []func(context.Context){a.sessionLoop, a.publishLoop, a.watchLoop, a.coordinatorLoop} {
+		wg.Add(1)
+		go func() { defer wg.Done(); loop(loopCtx) }()
+	}
+	a.mu.Lock()
+	a.ready = true
+	a.mu.Unlock()
+	a.log.Info("agent running", "member_id", fmt.Sprintf("%x", a.member.ID()))
+
+	select {
+	case <-ctx.Done():
+		a.log.Info("agent stopping (signal); the database keeps running")
+	case err = <-a.fatal:
+	case <-a.member.Stopped():
+		err = fmt.Errorf("the embedded etcd member stopped: %w", etcdmember.ErrStopped)
+	case merr := <-a.member.Err():
+		err = fmt.Errorf("the embedded etcd member failed: %w", merr)
+	}
+	a.mu.Lock()
+	a.ready = false
+	a.mu.Unlock()
+	cancel()
+	wg.Wait()
+	a.leave(errors.Is(err, ErrStopCluster))
+	if errors.Is(err, ErrRemoved) {
+		a.forgetMembership()
+	}
+	return err
+}
+
+// fail reports a condition that ends the agent; never blocks.
+func (a *Agent) fail(err error) {
+	select {
+	case a.fatal <- err:
+	default:
+	}
+}
+
+// leave withdraws this agent's status at once (a clean stop is no
+// failure to wait out) and gives up the coordinator role. For stop-cluster
+// it then waits briefly for the other agents to go, so no agent is left
+// without a quorum before it has seen the request.
+func (a *Agent) leave(waitForOthers bool) {
+	a.mu.Lock()
+	sess := a.session
+	a.session = nil
+	a.mu.Unlock()
+	if sess != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, _ = a.cli.Revoke(ctx, sess.Lease())
+		cancel()
+		sess.Orphan()
+	}
+	if !waitForOthers {
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		n, err := a.store.StatusCount(ctx)
+		cancel()
+		if err == nil && n == 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// forgetMembership deletes the consensus data of a removed member: etcd
+// refuses a removed member's data, so only a fresh join can bring it back.
+func (a *Agent) forgetMembership() {
+	a.closeConsensus()
+	dir := filepath.Join(a.cfg.StateDir, "etcd")
+	if err := os.RemoveAll(dir); err != nil {
+		a.log.Error("could not delete the removed member's consensus data; delete it before starting again", "dir", dir, "err", err)
+	}
+}
+
+func (a *Agent) closeConsensus() {
+	// Clients and members close idempotently; the fields stay set so late
+	// callers get errors, not nil pointers.
+	if a.cli != nil {
+		a.cli.Close()
+	}
+	if a.member != nil {
+		a.member.Close()
+	}
+}
+
+// writeToken creates the secret that admin commands on this host present:
+// whoever can read the state directory may administer the cluster.
+func writeToken(dir string) (string, error) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	tok := hex.EncodeToString(b)
+	path := TokenPath(dir)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	return tok, nil
+}
+
+// TokenPath is where the agent keeps the admin token in state.dir.
+func TokenPath(stateDir string) string { return filepath.Join(stateDir, "admin.token") }

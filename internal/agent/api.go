@@ -1,0 +1,322 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pgfm/pgfm/internal/cluster"
+	"github.com/pgfm/pgfm/internal/dcs"
+	"github.com/pgfm/pgfm/internal/httpapi"
+)
+
+func (a *Agent) notReady() error {
+	return httpapi.Errorf(http.StatusServiceUnavailable,
+		"the agent on %s is waiting for the cluster's consensus (a majority of members must run); see its log", a.self)
+}
+
+// Health is the local view for load balancers; it never waits on etcd.
+func (a *Agent) Health() httpapi.Health {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return httpapi.Health{
+		Type: a.status.Type, DBUp: a.status.DB.Up, InRecovery: a.status.DB.InRecovery,
+		HoldsLease: a.session != nil,
+	}
+}
+
+// NodeStatus is what this agent last observed and published.
+func (a *Agent) NodeStatus(ctx context.Context) (cluster.MemberStatus, error) {
+	if !a.isReady() {
+		return cluster.MemberStatus{}, a.notReady()
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.status, nil
+}
+
+// Report describes the whole cluster: the shared state in etcd plus this
+// agent's own probe of every database, made now.
+func (a *Agent) Report(ctx context.Context) (cluster.Report, error) {
+	if !a.isReady() {
+		return cluster.Report{}, a.notReady()
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.RemoteTimeout+3*time.Second)
+	defer cancel()
+	snap, err := a.store.Snapshot(ctx)
+	if err != nil {
+		return cluster.Report{}, httpapi.Errorf(http.StatusServiceUnavailable, "cannot read the cluster state: %v", err)
+	}
+	coord, err := a.store.Coordinator(ctx)
+	if err != nil {
+		return cluster.Report{}, httpapi.Errorf(http.StatusServiceUnavailable, "%v", err)
+	}
+	rep := cluster.Report{
+		Cluster: a.cfg.Cluster, Reporter: a.self, GeneratedAt: time.Now().UTC(),
+		Coordinator: coord, MinimumStandbys: a.cfg.MinimumStandbys,
+		Allowed: []string{}, FailoverPriority: []string{}, MissingNodes: []string{}, Messages: []string{},
+	}
+	for _, al := range snap.Allowed {
+		rep.Allowed = append(rep.Allowed, al.Address)
+	}
+	sortAddrs(rep.Allowed)
+	rep.Messages = append(rep.Messages, snap.Problems...)
+	rep.Nodes = a.nodeReports(ctx, snap)
+	for _, n := range rep.Nodes {
+		if n.Agent == cluster.AgentDown {
+			rep.MissingNodes = append(rep.MissingNodes, n.Address)
+		}
+	}
+	rep.FailoverPriority = failoverPriority(rep.Nodes)
+	return rep, nil
+}
+
+// nodeReports builds one line per registered node. Databases are probed
+// primaries first, then the rest at once, so a standby found at or past
+// the primary's position really is in sync.
+func (a *Agent) nodeReports(ctx context.Context, snap dcs.Snapshot) []cluster.NodeReport {
+	nodes := make([]cluster.NodeReport, len(snap.Registrations))
+	for i, reg := range snap.Registrations {
+		n := cluster.NodeReport{Address: reg.Address, BindAddress: reg.BindAddr, Agent: cluster.AgentDown, DB: cluster.DBUnknown, Type: "Unknown"}
+		if reg.Witness {
+			n.Type, n.DB = cluster.Witness, cluster.DBNone
+		}
+		if st, ok := snap.Status[reg.Address]; ok {
+			st := st
+			n.Published = &st
+			n.Type, n.Agent, n.IdleReason = st.Type, cluster.AgentUp, st.IdleReason
+			if st.Type == cluster.Idle {
+				n.Agent = cluster.AgentIdle
+			}
+		}
+		nodes[i] = n
+	}
+	probe := func(idx []int) {
+		var wg sync.WaitGroup
+		for _, i := range idx {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				nodes[i].Probe = a.observe(ctx, nodes[i].Address, a.cfg.RemoteTimeout)
+			}()
+		}
+		wg.Wait()
+	}
+	var first, rest []int
+	for i, n := range nodes {
+		switch {
+		case n.Type == cluster.Witness:
+		case n.Type == cluster.Primary:
+			first = append(first, i)
+		default:
+			rest = append(rest, i)
+		}
+	}
+	probe(first)
+	probe(rest)
+	for i := range nodes {
+		settleDB(&nodes[i])
+	}
+	return nodes
+}
+
+// settleDB fills the DB column: the node's own published view when its
+// agent runs, else this agent's probe; a node whose agent is down gets its
+// type from the probe.
+func settleDB(n *cluster.NodeReport) {
+	if n.Type == cluster.Witness {
+		return
+	}
+	up := n.Probe.Up
+	if n.Published != nil {
+		up = n.Published.DB.Up
+	}
+	n.DB = cluster.DBDown
+	if up {
+		n.DB = cluster.DBUp
+	}
+	if n.Published == nil && n.Probe.Up {
+		n.Type = cluster.Primary
+		if n.Probe.InRecovery {
+			n.Type = cluster.Standby
+		}
+	}
+}
+
+// failoverPriority lists promotable standbys with running agents: first in
+// the primary's priority.standbys order, then by address.
+func failoverPriority(nodes []cluster.NodeReport) []string {
+	var order []string
+	var cands []string
+	for _, n := range nodes {
+		if n.Type == cluster.Primary && n.Published != nil {
+			order = n.Published.Priority
+		}
+		if n.Type == cluster.Standby && n.Agent == cluster.AgentUp && n.Published != nil && n.Published.Promotable {
+			cands = append(cands, n.Address)
+		}
+	}
+	sortAddrs(cands)
+	out := []string{}
+	for _, p := range order {
+		if slices.Contains(cands, p) && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	for _, c := range cands {
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func sortAddrs(s []string) {
+	slices.SortFunc(s, func(x, y string) int {
+		ax, ex := netip.ParseAddr(x)
+		ay, ey := netip.ParseAddr(y)
+		if ex != nil || ey != nil {
+			switch {
+			case x < y:
+				return -1
+			case x > y:
+				return 1
+			}
+			return 0
+		}
+		return ax.Compare(ay)
+	})
+}
+
+// parseNodeAddress accepts a node's IP address (as in bind.address).
+func parseNodeAddress(s string) (string, error) {
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		if ap, err2 := netip.ParseAddrPort(s); err2 == nil {
+			ip = ap.Addr()
+		} else {
+			return "", httpapi.Errorf(http.StatusBadRequest,
+				"%q is not an IP address: give the IP of the node's bind.address, e.g. 192.0.2.12 or 2001:db8::12", s)
+		}
+	}
+	return ip.Unmap().String(), nil
+}
+
+// Allow adds an address to the allowed node host list.
+func (a *Agent) Allow(ctx context.Context, addr string) (string, error) {
+	if !a.isReady() {
+		return "", a.notReady()
+	}
+	ip, err := parseNodeAddress(addr)
+	if err != nil {
+		return "", err
+	}
+	if err := a.store.Allow(ctx, ip, a.self); err != nil {
+		return "", httpapi.Errorf(http.StatusServiceUnavailable, "%v", err)
+	}
+	a.log.Info("allowed node", "address", ip)
+	return fmt.Sprintf("Address %s is allowed to join cluster %s.", ip, a.cfg.Cluster), nil
+}
+
+// Disallow removes a node: from the allowed list, its registration (its
+// agent sees that and stops) and its etcd member.
+func (a *Agent) Disallow(ctx context.Context, addr string) (string, error) {
+	if !a.isReady() {
+		return "", a.notReady()
+	}
+	ip, err := parseNodeAddress(addr)
+	if err != nil {
+		return "", err
+	}
+	if ip == a.self {
+		return "", httpapi.Errorf(http.StatusBadRequest, "a node cannot remove itself: run `pgfm disallow-node %s %s` on another member", a.cfg.Cluster, ip)
+	}
+	reg, registered, err := a.store.Registration(ctx, ip)
+	if err != nil {
+		return "", httpapi.Errorf(http.StatusServiceUnavailable, "%v", err)
+	}
+	removed, err := a.store.Disallow(ctx, ip)
+	if err != nil {
+		return "", httpapi.Errorf(http.StatusServiceUnavailable, "%v", err)
+	}
+	memberGone, err := a.removeMember(ctx, ip, reg, registered)
+	if err != nil {
+		return "", err
+	}
+	if !removed && !memberGone {
+		return "", httpapi.Errorf(http.StatusNotFound, "%s is neither allowed in nor a member of cluster %s", ip, a.cfg.Cluster)
+	}
+	a.log.Info("disallowed node", "address", ip, "was_member", memberGone)
+	if memberGone {
+		return fmt.Sprintf("Node %s was removed from cluster %s; its agent stops.", ip, a.cfg.Cluster), nil
+	}
+	return fmt.Sprintf("Address %s is no longer allowed to join cluster %s.", ip, a.cfg.Cluster), nil
+}
+
+// removeMember removes ip's etcd member, after giving its running agent a
+// moment to see its registration vanish and leave by itself.
+func (a *Agent) removeMember(ctx context.Context, ip string, reg cluster.Registration, registered bool) (bool, error) {
+	if registered {
+		deadline := time.Now().Add(a.cfg.NodeTimeout)
+		for time.Now().Before(deadline) {
+			r, err := a.cli.Get(ctx, a.store.StatusKey(ip))
+			if err == nil && len(r.Kvs) == 0 {
+				break
+			}
+			sleep(ctx, 100*time.Millisecond)
+		}
+	}
+	list, err := a.cli.MemberList(ctx)
+	if err != nil {
+		return false, httpapi.Errorf(http.StatusServiceUnavailable, "cannot list members: %v", err)
+	}
+	for _, m := range list.Members {
+		match := registered && m.ID == reg.MemberID
+		for _, u := range m.PeerURLs {
+			if ap, err := netip.ParseAddrPort(trimScheme(u)); err == nil && ap.Addr().Unmap().String() == ip {
+				match = true
+			}
+		}
+		if !match {
+			continue
+		}
+		if err := retryUnhealthy(ctx, func(ctx context.Context) error {
+			_, err := a.cli.MemberRemove(ctx, m.ID)
+			return err
+		}); err != nil {
+			return false, httpapi.Errorf(http.StatusServiceUnavailable, "cannot remove the etcd member of %s: %v; run disallow-node again", ip, err)
+		}
+		return true, nil
+	}
+	return registered, nil
+}
+
+func trimScheme(u string) string {
+	for _, p := range []string{"http://", "https://"} {
+		if len(u) > len(p) && u[:len(p)] == p {
+			return u[len(p):]
+		}
+	}
+	return u
+}
+
+// StopCluster asks every agent to stop; databases keep running.
+func (a *Agent) StopCluster(ctx context.Context) (string, error) {
+	if !a.isReady() {
+		return "", a.notReady()
+	}
+	if !a.cfg.EnableStopCluster {
+		return "", httpapi.Errorf(http.StatusForbidden,
+			"stop-cluster is disabled on this node (enable.stop.cluster=false in %s); stop the agents one by one with systemctl stop pgfm@%s",
+			a.cfg.PropertiesFile, a.cfg.Cluster)
+	}
+	if err := a.store.RequestStop(ctx, a.self); err != nil {
+		return "", httpapi.Errorf(http.StatusServiceUnavailable, "%v", err)
+	}
+	a.log.Info("stop-cluster requested")
+	return fmt.Sprintf("Stop requested: every agent of cluster %s stops; the databases keep running.", a.cfg.Cluster), nil
+}

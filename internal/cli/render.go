@@ -1,0 +1,150 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/pgfm/pgfm/internal/cluster"
+)
+
+// efmNode is one node in cluster-status-json, in EFM's shape: EFM 5 names
+// the LSNs lsn/lsnReceive/lsnInfo, EFM 4 xlog/xlogReceive/xloginfo; both
+// are written so scripts for either keep working. agent is ours.
+type efmNode struct {
+	Type        string  `json:"type"`
+	Agent       string  `json:"agent"`
+	DB          string  `json:"db"`
+	VIP         string  `json:"vip"`
+	VIPActive   bool    `json:"vip_active"`
+	LSN         *string `json:"lsn,omitempty"`
+	LSNReceive  *string `json:"lsnReceive,omitempty"`
+	LSNInfo     *string `json:"lsnInfo,omitempty"`
+	XLog        *string `json:"xlog,omitempty"`
+	XLogReceive *string `json:"xlogReceive,omitempty"`
+	XLogInfo    *string `json:"xloginfo,omitempty"`
+	IdleReason  string  `json:"idleReason,omitempty"`
+}
+
+type efmStatus struct {
+	Nodes                 map[string]efmNode `json:"nodes"`
+	AllowedNodes          []string           `json:"allowednodes"`
+	MembershipCoordinator string             `json:"membershipcoordinator"`
+	FailoverPriority      []string           `json:"failoverpriority"`
+	MinimumStandbys       int                `json:"minimumstandbys"`
+	MissingNodes          []string           `json:"missingnodes"`
+	Messages              []string           `json:"messages"`
+}
+
+// lsns are the replayed (or current, on a primary) and received positions
+// shown for a node, with a note when there are none.
+func lsns(n cluster.NodeReport) (lsn, recv, info string) {
+	switch {
+	case !n.Probe.Up:
+		info = n.Probe.Error
+	case n.Probe.InRecovery:
+		lsn, recv = n.Probe.ReplayLSN.String(), n.Probe.ReceiveLSN.String()
+	default:
+		lsn = n.Probe.CurrentLSN.String()
+	}
+	if n.IdleReason != "" {
+		info = n.IdleReason
+	}
+	return lsn, recv, info
+}
+
+func toEFM(rep cluster.Report) efmStatus {
+	out := efmStatus{
+		Nodes:                 map[string]efmNode{},
+		AllowedNodes:          nonNil(rep.Allowed),
+		MembershipCoordinator: rep.Coordinator,
+		FailoverPriority:      nonNil(rep.FailoverPriority),
+		MinimumStandbys:       rep.MinimumStandbys,
+		MissingNodes:          nonNil(rep.MissingNodes),
+		Messages:              nonNil(rep.Messages),
+	}
+	for _, n := range rep.Nodes {
+		e := efmNode{Type: string(n.Type), Agent: string(n.Agent), DB: string(n.DB), VIP: n.VIP, VIPActive: n.VIPActive, IdleReason: n.IdleReason}
+		if n.Type != cluster.Witness {
+			lsn, recv, info := lsns(n)
+			e.LSN, e.LSNReceive, e.LSNInfo = &lsn, &recv, &info
+			e.XLog, e.XLogReceive, e.XLogInfo = &lsn, &recv, &info
+		}
+		out.Nodes[n.Address] = e
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func writeJSON(w io.Writer, v any) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// renderText prints cluster-status in EFM's layout (4.x's, which keeps
+// the Agent column).
+func renderText(w io.Writer, rep cluster.Report) {
+	fmt.Fprintf(w, "Cluster Status: %s\n\n", rep.Cluster)
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "\tAgent Type\tAddress\tAgent\tDB\tVIP")
+	fmt.Fprintln(tw, "\t----------\t-------\t-----\t--\t---")
+	for _, n := range rep.Nodes {
+		vip := n.VIP
+		if n.VIPActive {
+			vip += "*"
+		}
+		fmt.Fprintf(tw, "\t%s\t%s\t%s\t%s\t%s\n", n.Type, n.Address, n.Agent, n.DB, vip)
+	}
+	tw.Flush()
+	list := func(title string, items []string) {
+		fmt.Fprintf(w, "\n%s:\n", title)
+		if len(items) == 0 {
+			fmt.Fprintln(w, "\t(List is empty.)")
+			return
+		}
+		fmt.Fprintf(w, "\t%s\n", strings.Join(items, " "))
+	}
+	list("Allowed node host list", rep.Allowed)
+	coord := rep.Coordinator
+	if coord == "" {
+		coord = "(none)"
+	}
+	fmt.Fprintf(w, "\nMembership coordinator: %s\n", coord)
+	list("Standby priority host list", rep.FailoverPriority)
+
+	fmt.Fprint(w, "\nPromote Status:\n\n")
+	tw = tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "\tDB Type\tAddress\tWAL Received LSN\tWAL Replayed LSN\tInfo")
+	fmt.Fprintln(tw, "\t-------\t-------\t----------------\t----------------\t----")
+	for _, n := range rep.Nodes {
+		if n.Type == cluster.Witness {
+			continue
+		}
+		lsn, recv, info := lsns(n)
+		fmt.Fprintf(tw, "\t%s\t%s\t%s\t%s\t%s\n", n.Type, n.Address, recv, lsn, info)
+	}
+	tw.Flush()
+	_, lines := verdict(rep)
+	fmt.Fprintln(w)
+	for _, l := range lines {
+		fmt.Fprintf(w, "\t%s\n", l)
+	}
+	for _, m := range rep.Messages {
+		fmt.Fprintf(w, "\tNote: %s\n", m)
+	}
+}

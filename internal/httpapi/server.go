@@ -1,0 +1,199 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// maxBody bounds request bodies: the agent never reads unbounded input
+// from the network.
+const maxBody = 64 << 10
+
+// Server is the agent's HTTP server.
+type Server struct {
+	backend Backend
+	token   string
+	log     *slog.Logger
+	srv     *http.Server
+}
+
+// NewServer builds the handler set; token guards admin operations.
+func NewServer(b Backend, token string, log *slog.Logger) *Server {
+	s := &Server{backend: b, token: token, log: log}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", s.health)
+	mux.HandleFunc("GET /primary", s.primary)
+	mux.HandleFunc("GET /standby", s.standby)
+	mux.HandleFunc("GET /v1/cluster", s.report)
+	mux.HandleFunc("GET /v1/node", s.node)
+	mux.HandleFunc("POST /v1/join", s.join)
+	mux.HandleFunc("POST /v1/allow", s.admin(s.allow))
+	mux.HandleFunc("POST /v1/disallow", s.admin(s.disallow))
+	mux.HandleFunc("POST /v1/stop-cluster", s.admin(s.stopCluster))
+	s.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return s
+}
+
+// Serve answers on l until Close.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.srv.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close stops the server, letting requests in flight finish briefly.
+func (s *Server) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if s.srv.Shutdown(ctx) != nil {
+		s.srv.Close()
+	}
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	h := s.backend.Health()
+	code := http.StatusServiceUnavailable
+	if h.DBUp {
+		code = http.StatusOK
+	}
+	writeJSON(w, code, h)
+}
+
+func (s *Server) primary(w http.ResponseWriter, r *http.Request) {
+	h := s.backend.Health()
+	code := http.StatusServiceUnavailable
+	if h.DBUp && !h.InRecovery && h.HoldsLease && h.Type == "Primary" {
+		code = http.StatusOK
+	}
+	writeJSON(w, code, h)
+}
+
+func (s *Server) standby(w http.ResponseWriter, r *http.Request) {
+	h := s.backend.Health()
+	code := http.StatusServiceUnavailable
+	if h.DBUp && h.InRecovery && h.Type == "Standby" {
+		code = http.StatusOK
+	}
+	writeJSON(w, code, h)
+}
+
+func (s *Server) report(w http.ResponseWriter, r *http.Request) {
+	rep, err := s.backend.Report(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+func (s *Server) node(w http.ResponseWriter, r *http.Request) {
+	st, err := s.backend.NodeStatus(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) join(w http.ResponseWriter, r *http.Request) {
+	var req JoinRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	resp, err := s.backend.Admit(r.Context(), req, host)
+	if err != nil {
+		s.log.Warn("join refused", "from", r.RemoteAddr, "address", req.Address, "cluster", req.Cluster, "err", err)
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) allow(w http.ResponseWriter, r *http.Request) {
+	var req AddressRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	msg, err := s.backend.Allow(r.Context(), req.Address)
+	answer(w, msg, err)
+}
+
+func (s *Server) disallow(w http.ResponseWriter, r *http.Request) {
+	var req AddressRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	msg, err := s.backend.Disallow(r.Context(), req.Address)
+	answer(w, msg, err)
+}
+
+func (s *Server) stopCluster(w http.ResponseWriter, r *http.Request) {
+	msg, err := s.backend.StopCluster(r.Context())
+	answer(w, msg, err)
+}
+
+// admin wraps a handler that changes the cluster: it needs the token the
+// agent wrote to its state directory, readable only by its own user.
+func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		got := r.Header.Get("Authorization")
+		want := "Bearer " + s.token
+		if s.token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+			writeError(w, Errorf(http.StatusUnauthorized,
+				"not authorized: admin commands must run on the node as root or as the agent's user, which can read the agent's token file"))
+			return
+		}
+		h(w, r)
+	}
+}
+
+func answer(w http.ResponseWriter, msg string, err error) {
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Message{Message: msg})
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err == nil && len(body) > maxBody {
+		err = errors.New("request body too large")
+	}
+	if err == nil {
+		err = json.Unmarshal(body, v)
+	}
+	if err != nil {
+		writeError(w, Errorf(http.StatusBadRequest, "bad request: %v", err))
+		return false
+	}
+	return true
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	writeJSON(w, StatusOf(err), Message{Message: err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
