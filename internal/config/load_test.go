@@ -471,3 +471,27 @@ func TestEffective(t *testing.T) {
 		}
 	}
 }
+
+// FuzzBuild runs arbitrary files through parsing and validation: no panic,
+// and every problem and warning names the file and a line that exists.
+func FuzzBuild(f *testing.F) {
+	for _, tc := range loadCases {
+		f.Add([]byte(tc.props))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		entries, _, _ := ParseProperties(data, "f.properties")
+		_, warns, errs := build("c", "f.properties", entries)
+		lines := len(naturalLines(data))
+		for _, w := range warns {
+			if w.File != "f.properties" || w.Line < 1 || w.Line > lines {
+				t.Fatalf("warning with bad location: %+v", w)
+			}
+		}
+		for _, err := range errs {
+			var p *Problem
+			if !errors.As(err, &p) || p.File != "f.properties" || p.Line < 0 || p.Line > lines {
+				t.Fatalf("problem with bad location: %v", err)
+			}
+		}
+	})
+}
