@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -30,6 +31,9 @@ SELECT r.rec,
        (SELECT system_identifier::text FROM pg_control_system()),
        current_setting('server_version_num')::int
 FROM r CROSS JOIN p LEFT JOIN pg_stat_wal_receiver w ON true`
+
+// closeTimeout bounds sending the terminate message when the probe is done.
+const closeTimeout = time.Second
 
 // probeRow is the probe's result; pointers are the columns that may be NULL.
 type probeRow struct {
@@ -73,7 +77,13 @@ func probe(ctx context.Context, connString string) (probeRow, error) {
 	if err != nil {
 		return r, err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() {
+		// Saying goodbye must not outlive the probe by much, even when
+		// ctx is already done.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer cancel()
+		conn.Close(cctx)
+	}()
 	err = conn.QueryRow(ctx, probeQuery).Scan(
 		&r.inRecovery, &r.currentLSN, &r.walFile, &r.receiveLSN, &r.replayLSN,
 		&r.receiverStatus, &r.senderHost, &r.receivedTLI, &r.checkpointTLI,

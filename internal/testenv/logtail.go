@@ -12,7 +12,7 @@ const logTailLines = 50
 // logTails prints the end of every node's server log, so a failure in CI
 // shows what PostgreSQL said.
 func (c *PGCluster) logTails(t testing.TB) {
-	for _, n := range c.nodes() {
+	for _, n := range c.Nodes {
 		b, err := os.ReadFile(n.LogFile)
 		if err != nil {
 			t.Logf("testenv: %s: no log: %v", n.Name, err)

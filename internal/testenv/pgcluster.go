@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -126,9 +127,6 @@ func (c *PGCluster) cleanup(t testing.TB) {
 	}
 }
 
-// nodes is every node, for the log dump.
-func (c *PGCluster) nodes() []*PGNode { return c.Nodes }
-
 // newNode lays out a node's directory, owned by the PostgreSQL user so that
 // initdb, pg_basebackup and the server can write there.
 func newNode(t testing.TB, base, name, host string, port int, bin, own string) *PGNode {
@@ -161,7 +159,7 @@ func (n *PGNode) initPrimary(extra []string) error {
 		"-E", "UTF8", "--locale=C", "--no-sync"); err != nil {
 		return err
 	}
-	conf := append(append(append([]string{}, baseConf...), extra...), nodeConf(n)...)
+	conf := slices.Concat(baseConf, extra, nodeConf(n))
 	if err := appendConf(filepath.Join(n.DataDir, "postgresql.conf"), conf); err != nil {
 		return err
 	}
