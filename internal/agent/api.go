@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -80,7 +81,11 @@ func (a *Agent) Report(ctx context.Context) (cluster.Report, error) {
 // the primary's position really is in sync.
 func (a *Agent) nodeReports(ctx context.Context, snap dcs.Snapshot) []cluster.NodeReport {
 	nodes := make([]cluster.NodeReport, len(snap.Registrations))
+	ports := make([]int, len(snap.Registrations))
 	for i, reg := range snap.Registrations {
+		// db.port should be the same everywhere (as in EFM), but the
+		// node's own word is better than our assumption.
+		ports[i] = cmp.Or(reg.DBPort, a.cfg.DB.Port)
 		n := cluster.NodeReport{Address: reg.Address, BindAddress: reg.BindAddr, Agent: cluster.AgentDown, DB: cluster.DBUnknown, Type: "Unknown"}
 		if reg.Witness {
 			n.Type, n.DB = cluster.Witness, cluster.DBNone
@@ -88,6 +93,7 @@ func (a *Agent) nodeReports(ctx context.Context, snap dcs.Snapshot) []cluster.No
 		if st, ok := snap.Status[reg.Address]; ok {
 			st := st
 			n.Published = &st
+			ports[i] = cmp.Or(st.DBPort, ports[i])
 			n.Type, n.Agent, n.IdleReason = st.Type, cluster.AgentUp, st.IdleReason
 			if st.Type == cluster.Idle {
 				n.Agent = cluster.AgentIdle
@@ -101,7 +107,7 @@ func (a *Agent) nodeReports(ctx context.Context, snap dcs.Snapshot) []cluster.No
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				nodes[i].Probe = a.observe(ctx, nodes[i].Address, a.cfg.RemoteTimeout)
+				nodes[i].Probe = a.observe(ctx, nodes[i].Address, ports[i], a.cfg.RemoteTimeout)
 			}()
 		}
 		wg.Wait()

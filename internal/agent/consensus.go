@@ -42,6 +42,10 @@ func (a *Agent) startConsensus(ctx context.Context) error {
 	switch peers := a.peers(); {
 	case etcdmember.HasData(mc.DataDir):
 		a.log.Info("restarting as an existing member", "state_dir", a.cfg.StateDir)
+		// etcd reads the membership from its data; these only satisfy
+		// its configuration checks.
+		mc.State = "existing"
+		mc.InitialCluster = a.bind + "=" + a.peerURL.String()
 		if err := a.startMember(ctx, mc); err != nil {
 			return err
 		}
@@ -211,7 +215,7 @@ func (a *Agent) ensureRegistered(ctx context.Context) error {
 
 func (a *Agent) registration() cluster.Registration {
 	return cluster.Registration{
-		Address: a.self, BindAddr: a.bind, AdminURL: a.adminURL,
+		Address: a.self, BindAddr: a.bind, AdminURL: a.adminURL, DBPort: a.cfg.DB.Port,
 		Witness: a.cfg.IsWitness, JoinedAt: time.Now().UTC(), MemberID: a.member.ID(),
 	}
 }

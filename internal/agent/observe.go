@@ -15,15 +15,15 @@ func (a *Agent) observeLocal(ctx context.Context) cluster.DBObservation {
 	if a.cfg.IsWitness {
 		return cluster.DBObservation{}
 	}
-	return a.observe(ctx, a.self, a.cfg.LocalTimeout)
+	return a.observe(ctx, a.self, a.cfg.DB.Port, a.cfg.LocalTimeout)
 }
 
 // observe probes the database on host with the cluster's credentials.
-func (a *Agent) observe(ctx context.Context, host string, timeout time.Duration) cluster.DBObservation {
+func (a *Agent) observe(ctx context.Context, host string, port int, timeout time.Duration) cluster.DBObservation {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	db := a.cfg.DB
-	obs, _ := postgres.Observe(ctx, postgres.ConnString(host, db.Port, db.User, db.Database, db.SSLMode, timeout))
+	obs, _ := postgres.Observe(ctx, postgres.ConnString(host, port, db.User, db.Database, db.SSLMode, timeout))
 	return obs
 }
 
@@ -32,7 +32,7 @@ func (a *Agent) observe(ctx context.Context, host string, timeout time.Duration)
 // primary or a standby by pg_is_in_recovery(); one that does not is Idle.
 func describe(cfg config.Config, self, bind, adminURL string, obs cluster.DBObservation, now, started time.Time) cluster.MemberStatus {
 	st := cluster.MemberStatus{
-		Address: self, BindAddr: bind, AdminURL: adminURL, Version: version.Version,
+		Address: self, BindAddr: bind, AdminURL: adminURL, DBPort: cfg.DB.Port, Version: version.Version,
 		DB: obs, Promotable: cfg.Promotable, ObservedAt: now, StartedAt: started,
 	}
 	for _, p := range cfg.PriorityStandbys {
@@ -42,6 +42,7 @@ func describe(cfg config.Config, self, bind, adminURL string, obs cluster.DBObse
 	case cfg.IsWitness:
 		st.Type = cluster.Witness
 		st.Promotable = false
+		st.DBPort = 0
 	case !obs.Up:
 		st.Type = cluster.Idle
 		st.IdleReason = "the local database does not answer: " + obs.Error

@@ -67,6 +67,7 @@ type MemberStatus struct {
 	Address    string        `json:"address"` // bind.address host (IP)
 	BindAddr   string        `json:"bind_address"`
 	AdminURL   string        `json:"admin_url"`
+	DBPort     int           `json:"db_port,omitempty"`
 	Type       Type          `json:"type"`
 	IdleReason string        `json:"idle_reason,omitempty"`
 	Version    string        `json:"version"`
@@ -83,6 +84,7 @@ type Registration struct {
 	Address  string    `json:"address"`
 	BindAddr string    `json:"bind_address"`
 	AdminURL string    `json:"admin_url"`
+	DBPort   int       `json:"db_port,omitempty"`
 	Witness  bool      `json:"witness"`
 	JoinedAt time.Time `json:"joined_at"`
 	MemberID uint64    `json:"member_id"`

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -38,15 +39,16 @@ type Config struct {
 	Token          string
 
 	TickMs, ElectionMs uint
-	// LogLevel of etcd's own logger ("warn" by default): etcd is chatty.
+	// LogLevel of etcd's own logger ("error" by default): etcd is chatty.
 	LogLevel string
 }
 
 // Member is a running embedded etcd member.
 type Member struct {
-	cfg   Config
-	etcd  *embed.Etcd
-	level zap.AtomicLevel
+	cfg       Config
+	etcd      *embed.Etcd
+	level     zap.AtomicLevel
+	closeOnce sync.Once
 }
 
 // ClientURL is the endpoint for a client of the local member.
@@ -110,7 +112,7 @@ func embedConfig(cfg Config) (*embed.Config, zap.AtomicLevel, error) {
 	ec.ListenMetricsUrls = nil
 	level := cfg.LogLevel
 	if level == "" {
-		level = "warn"
+		level = "error"
 	}
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
@@ -194,12 +196,14 @@ var ErrStopped = errors.New("the member stopped by itself; it may have been remo
 // Close stops the member; safe to call more than once. It waits at most
 // a few seconds for etcd's own shutdown.
 func (m *Member) Close() {
-	// etcd reports its own listeners closing as errors: silence it.
-	m.level.SetLevel(zapcore.FatalLevel)
-	done := make(chan struct{})
-	go func() { m.etcd.Close(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-	}
+	m.closeOnce.Do(func() {
+		// etcd reports its own listeners closing as errors: silence it.
+		m.level.SetLevel(zapcore.FatalLevel)
+		done := make(chan struct{})
+		go func() { m.etcd.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+		}
+	})
 }
