@@ -57,9 +57,9 @@ func ReadNodes(path string) ([]netip.AddrPort, error) {
 	return ParseNodes(data, path)
 }
 
-const nodesHeader = `# Addresses (bind.address, IP:port) of this cluster's other agents, used to
-# join the cluster at start. pgfm rewrites this file as members join and
-# leave, unless stable.nodes.file=true.
+const nodesHeader = `# Addresses (bind.address, IP:port) of this cluster's members, used to join
+# the cluster at start (this node's own address is skipped). pgfm rewrites
+# this file as members join and leave, unless stable.nodes.file=true.
 `
 
 // WriteNodes replaces the .nodes file atomically: a temporary file in the
