@@ -52,6 +52,8 @@ type Agent struct {
 	cli    *clientv3.Client
 	store  *dcs.Store
 	token  string
+	// startRev is the etcd revision when the agent started serving.
+	startRev int64
 
 	fatal chan error
 
@@ -108,10 +110,20 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	defer srv.Close()
 
 	if err := a.startConsensus(ctx); err != nil {
+		if ctx.Err() != nil {
+			a.log.Info("agent stopping (signal) before it joined the cluster")
+			a.closeConsensus()
+			return nil
+		}
+		a.closeConsensus()
 		return err
 	}
 	defer a.closeConsensus()
 
+	// stop-cluster requests older than this agent's start are history.
+	if r, err := a.cli.Get(ctx, a.store.StopKey()); err == nil {
+		a.startRev = r.Header.Revision
+	}
 	var wg sync.WaitGroup
 	loopCtx, cancel := context.WithCancel(ctx)
 	for _, loop := range []func(context.Context){a.sessionLoop, a.publishLoop, a.watchLoop, a.coordinatorLoop} {

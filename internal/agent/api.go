@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -181,20 +182,20 @@ func failoverPriority(nodes []cluster.NodeReport) []string {
 	return out
 }
 
+// sortAddrs sorts IP addresses numerically, anything else after them as text.
 func sortAddrs(s []string) {
 	slices.SortFunc(s, func(x, y string) int {
 		ax, ex := netip.ParseAddr(x)
 		ay, ey := netip.ParseAddr(y)
-		if ex != nil || ey != nil {
-			switch {
-			case x < y:
-				return -1
-			case x > y:
-				return 1
-			}
-			return 0
+		switch {
+		case ex == nil && ey == nil:
+			return ax.Compare(ay)
+		case ex == nil:
+			return -1
+		case ey == nil:
+			return 1
 		}
-		return ax.Compare(ay)
+		return strings.Compare(x, y)
 	})
 }
 
@@ -208,6 +209,10 @@ func parseNodeAddress(s string) (string, error) {
 			return "", httpapi.Errorf(http.StatusBadRequest,
 				"%q is not an IP address: give the IP of the node's bind.address, e.g. 192.0.2.12 or 2001:db8::12", s)
 		}
+	}
+	if ip.Zone() != "" || ip.IsUnspecified() {
+		return "", httpapi.Errorf(http.StatusBadRequest,
+			"%q cannot be a node's address: give the IP of the node's bind.address (no zone, not 0.0.0.0 or ::)", s)
 	}
 	return ip.Unmap().String(), nil
 }

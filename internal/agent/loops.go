@@ -114,6 +114,11 @@ func (a *Agent) watchLoop(ctx context.Context) {
 			continue
 		}
 		a.rewriteNodesFile(ctx)
+		// A stop request made while no watch ran is found here.
+		if sr, err := a.cli.Get(ctx, a.store.StopKey()); err == nil && len(sr.Kvs) > 0 && sr.Kvs[0].ModRevision > a.startRev {
+			a.fail(ErrStopCluster)
+			return
+		}
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		nodes := a.cli.Watch(wctx, a.store.NodesPrefix(), clientv3.WithPrefix(), clientv3.WithRev(r.Header.Revision+1))
 		stop := a.cli.Watch(wctx, a.store.StopKey(), clientv3.WithRev(r.Header.Revision+1))

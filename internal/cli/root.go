@@ -60,6 +60,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ee.Code
 	}
 	fmt.Fprintln(stderr, "pgfm:", err)
+	if strings.HasPrefix(err.Error(), "unknown command") {
+		return 2
+	}
 	return 1
 }
 
@@ -78,6 +81,10 @@ Every command but "agent" talks to the agent running on this node.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// Usage mistakes exit 2: for cluster-status, 1 means "not healthy".
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &ExitError{Code: 2, Err: fmt.Errorf("%w; see `pgfm --help`", err)}
+	})
 	root.PersistentFlags().StringVar(&e.configDir, "config-dir", "", "directory of CLUSTER.properties and CLUSTER.nodes (default $PGFM_CONFIG_DIR or "+DefaultConfigDir+")")
 	root.AddCommand(
 		agentCmd(e),

@@ -225,8 +225,13 @@ func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 			}
 		case strings.HasPrefix(key, "status/"):
 			var st cluster.MemberStatus
+			addr := strings.TrimPrefix(key, "status/")
 			if err = json.Unmarshal(kv.Value, &st); err == nil {
-				snap.Status[st.Address] = st
+				if st.Address != addr {
+					err = fmt.Errorf("status names address %q", st.Address)
+				} else {
+					snap.Status[addr] = st
+				}
 			}
 		}
 		if err != nil {
@@ -262,7 +267,7 @@ func (s *Store) NodeKey(addr string) string { return s.keyNode(addr) }
 func (s *Store) StatusCount(ctx context.Context) (int64, error) {
 	r, err := s.cli.Get(ctx, s.prefix+"status/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("dcs: count statuses: %w", err)
 	}
 	return r.Count, nil
 }

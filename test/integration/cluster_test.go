@@ -37,14 +37,16 @@ type efmStatus struct {
 	Messages              []string `json:"messages"`
 }
 
-func status(t *testing.T, n *testenv.Node) (efmStatus, int) {
+// status runs cluster-status-json on n; an answer that is not JSON (the
+// agent not ready yet, say) is an error.
+func status(t *testing.T, n *testenv.Node) (efmStatus, int, error) {
 	t.Helper()
 	out, errOut, code := n.CLI(t, "cluster-status-json", n.Cluster)
 	var st efmStatus
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		t.Fatalf("cluster-status-json on %s: exit %d, not JSON: %v\nstdout: %s\nstderr: %s", n.Name, code, err, out, errOut)
+		return st, code, fmt.Errorf("cluster-status-json on %s: exit %d, not JSON: %v; stderr: %s", n.Name, code, err, errOut)
 	}
-	return st, code
+	return st, code, nil
 }
 
 // waitStatus polls cluster-status-json on n until cond holds.
@@ -52,7 +54,10 @@ func waitStatus(t *testing.T, n *testenv.Node, timeout time.Duration, what strin
 	t.Helper()
 	var last efmStatus
 	testenv.WaitFor(t, timeout, what, func() (bool, error) {
-		st, code := status(t, n)
+		st, code, err := status(t, n)
+		if err != nil {
+			return false, err
+		}
 		last = st
 		if err := cond(st, code); err != nil {
 			return false, err
@@ -297,6 +302,30 @@ func TestClusterLifecycle(t *testing.T) {
 		_, errOut, code = primary.CLI(t, "cluster-status", c.Name)
 		if code == 0 || !strings.Contains(errOut, "is not running") || !strings.Contains(errOut, "systemctl start pgfm@prod") {
 			t.Fatalf("cluster-status without an agent: %d %s", code, errOut)
+		}
+	})
+
+	t.Run("agents restarted after stop-cluster form the cluster again", func(t *testing.T) {
+		// Alone, an agent waits for a majority; a signal still stops it cleanly.
+		witness.Start(t)
+		testenv.WaitFor(t, 30*time.Second, "witness waiting for a majority", func() (bool, error) {
+			return check(strings.Contains(witness.Output(), "restarting as an existing member"), "no restart line yet")
+		})
+		witness.Stop(t)
+
+		for _, n := range []*testenv.Node{primary, standby, witness} {
+			n.Start(t)
+		}
+		waitStatus(t, standby, 90*time.Second, "the cluster healthy again", func(st efmStatus, code int) error {
+			if code != 0 || len(st.Nodes) != 3 {
+				return fmt.Errorf("exit %d: %+v", code, st)
+			}
+			return nil
+		})
+		for _, n := range []*testenv.Node{primary, standby, witness} {
+			if !n.Running() {
+				t.Fatalf("%s exited after the restart (an old stop-cluster request must not stop it again):\n%s", n.Name, tailOf(n.Output()))
+			}
 		}
 	})
 }
