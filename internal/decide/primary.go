@@ -68,12 +68,12 @@ func primaryDBDown(s Settings, p string, r reach, now time.Time, mem *Memory) ve
 	if mem.PrimaryDBFailingSince.IsZero() {
 		mem.PrimaryDBFailingSince = now
 	}
-	for_ := now.Sub(mem.PrimaryDBFailingSince)
+	down := now.Sub(mem.PrimaryDBFailingSince)
 	switch {
-	case for_ < s.LocalTimeoutFinal:
-		return verdict{reason: fmt.Sprintf("primary database %s down for %s of local.timeout.final %s: waiting", p, for_, s.LocalTimeoutFinal)}
+	case down < s.LocalTimeoutFinal:
+		return verdict{reason: fmt.Sprintf("primary database %s down for %s of local.timeout.final %s: waiting", p, down, s.LocalTimeoutFinal)}
 	case !r.unreachable():
-		return verdict{reason: fmt.Sprintf("primary database %s down for %s, %s: waiting", p, for_, r)}
+		return verdict{reason: fmt.Sprintf("primary database %s down for %s, %s: waiting", p, down, r)}
 	}
-	return verdict{failed: true, reason: fmt.Sprintf("primary database %s failed: down for %s and %s", p, for_, r)}
+	return verdict{failed: true, reason: fmt.Sprintf("primary database %s failed: down for %s and %s", p, down, r)}
 }

@@ -1,0 +1,149 @@
+package decide
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/pgfm/pgfm/internal/cluster"
+)
+
+// Candidate is one standby considered for promotion.
+type Candidate struct {
+	Node     string
+	LSN      cluster.LSN // WAL received (or replayed), as its agent last published
+	Priority int         // index in Settings.Priority; -1 when not listed
+	Reject   string      // why it cannot be promoted; "" when it can
+}
+
+// Candidates lists every standby of v with its verdict: the promotable ones
+// first, best first (most WAL, then priority order, then address), then the
+// rejected ones by address. Witnesses and the primary are not listed.
+func Candidates(v View) []Candidate {
+	head, headLSN := mostAdvanced(v)
+	var out []Candidate
+	for addr, mv := range v.Members {
+		if addr == v.Primary.Node || mv.Witness || (mv.Status != nil && mv.Status.Type == cluster.Witness) {
+			continue
+		}
+		c := Candidate{Node: addr, Priority: slices.Index(v.Settings.Priority, addr)}
+		if mv.Status != nil {
+			c.LSN = mv.Status.DB.LSN()
+		}
+		c.Reject = rejectFollower(v.Primary, mv.Status)
+		if c.Reject == "" {
+			c.Reject = rejectCandidate(v, mv.Status, c.LSN, head, headLSN)
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, compareCandidates)
+	return out
+}
+
+// rejectFollower says why st is not a live standby that was following the
+// primary p: streaming from it at the last observation, or holding WAL
+// received on its timeline.
+func rejectFollower(p PrimaryRecord, st *cluster.MemberStatus) string {
+	switch {
+	case st == nil:
+		return "agent down"
+	case st.Type == cluster.Idle:
+		return strings.TrimSuffix("idle: "+st.IdleReason, ": ")
+	case st.Type != cluster.Standby:
+		return fmt.Sprintf("agent type %s, not a standby", st.Type)
+	case !st.DB.Up:
+		return "database down"
+	case !st.DB.InRecovery:
+		return "database not in recovery"
+	}
+	streaming := st.DB.WalReceiver == "streaming" && st.DB.SenderHost == p.Node
+	onTimeline := p.Timeline != 0 && st.DB.Timeline == p.Timeline && st.DB.ReceiveLSN != 0
+	if !streaming && !onTimeline {
+		return fmt.Sprintf("not streaming from %s and no WAL received on its timeline %d", p.Node, p.Timeline)
+	}
+	return ""
+}
+
+// rejectCandidate applies the promotion rules to a follower: promotable,
+// and within max.failover.lag of both the most advanced follower and the
+// primary's last published position.
+func rejectCandidate(v View, st *cluster.MemberStatus, lsn cluster.LSN, head string, headLSN cluster.LSN) string {
+	lag := v.Settings.MaxFailoverLag
+	last := v.Primary.LastLSN
+	switch {
+	case !st.Promotable:
+		return "promotable=false"
+	case behind(headLSN, lsn) > lag:
+		return fmt.Sprintf("%d bytes behind the most advanced standby %s (%s), over max.failover.lag %d", behind(headLSN, lsn), head, headLSN, lag)
+	case last == 0:
+		return "the primary's last position is unknown, so its lag cannot be bounded"
+	case behind(last, lsn) > lag:
+		return fmt.Sprintf("%d bytes behind the primary's last position %s, over max.failover.lag %d", behind(last, lsn), last, lag)
+	}
+	return ""
+}
+
+// mostAdvanced is the follower with the most WAL, promotable or not.
+func mostAdvanced(v View) (string, cluster.LSN) {
+	var node string
+	var best cluster.LSN
+	for _, addr := range sortedAddrs(v.Members) {
+		st := v.Members[addr].Status
+		if addr == v.Primary.Node || rejectFollower(v.Primary, st) != "" {
+			continue
+		}
+		if l := st.DB.LSN(); node == "" || l > best {
+			node, best = addr, l
+		}
+	}
+	return node, best
+}
+
+func behind(ahead, l cluster.LSN) uint64 {
+	if l >= ahead {
+		return 0
+	}
+	return uint64(ahead - l)
+}
+
+// compareCandidates orders promotable before rejected; among promotable:
+// most WAL, then listed in priority order before unlisted, then address.
+func compareCandidates(a, b Candidate) int {
+	if (a.Reject == "") != (b.Reject == "") {
+		return boolFirst(a.Reject == "")
+	}
+	if a.Reject == "" && a.LSN != b.LSN {
+		return boolFirst(a.LSN > b.LSN)
+	}
+	if a.Reject == "" && a.Priority != b.Priority {
+		if a.Priority < 0 || b.Priority < 0 {
+			return boolFirst(a.Priority >= 0)
+		}
+		return a.Priority - b.Priority
+	}
+	return compareAddr(a.Node, b.Node)
+}
+
+func boolFirst(aFirst bool) int {
+	if aFirst {
+		return -1
+	}
+	return 1
+}
+
+// compareAddr orders IP addresses numerically, before anything that is not
+// an IP address, which sorts as text.
+func compareAddr(a, b string) int {
+	ia, errA := netip.ParseAddr(a)
+	ib, errB := netip.ParseAddr(b)
+	switch {
+	case errA == nil && errB == nil:
+		return ia.Compare(ib)
+	case errA == nil:
+		return -1
+	case errB == nil:
+		return 1
+	}
+	return strings.Compare(a, b)
+}
