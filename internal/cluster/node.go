@@ -76,6 +76,22 @@ type MemberStatus struct {
 	Priority   []string      `json:"priority_standbys,omitempty"`
 	ObservedAt time.Time     `json:"observed_at"`
 	StartedAt  time.Time     `json:"started_at"`
+	// Epoch is the latest primary record epoch this agent has seen.
+	Epoch uint64 `json:"epoch,omitempty"`
+	// PrimaryProbe is this agent's own probe of the primary's database
+	// (not on the primary itself): how the cluster tells a dead primary
+	// from a dead primary agent.
+	PrimaryProbe *RemoteProbe `json:"primary_probe,omitempty"`
+	// PostmasterGone: the local postmaster is known not to run (its
+	// process is gone), which needs no timeout to believe.
+	PostmasterGone bool `json:"postmaster_gone,omitempty"`
+}
+
+// RemoteProbe is one agent's observation of another node's database.
+type RemoteProbe struct {
+	Node string        `json:"node"`
+	DB   DBObservation `json:"db"`
+	At   time.Time     `json:"at"`
 }
 
 // Registration is the permanent record of a member: it stays while the

@@ -194,6 +194,9 @@ type Snapshot struct {
 	Allowed       []Allowed
 	Registrations []cluster.Registration
 	Status        map[string]cluster.MemberStatus
+	Primary       Primary
+	PrimaryRev    int64 // 0: no primary record
+	CleanStops    map[string]bool
 	// Problems lists records that could not be decoded; they are skipped,
 	// never fatal, so one bad value cannot blind the cluster.
 	Problems []string
@@ -201,7 +204,7 @@ type Snapshot struct {
 
 // Snapshot reads the cluster's keys in one request.
 func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
-	snap := Snapshot{Status: map[string]cluster.MemberStatus{}}
+	snap := Snapshot{Status: map[string]cluster.MemberStatus{}, CleanStops: map[string]bool{}}
 	r, err := s.cli.Get(ctx, s.prefix, clientv3.WithPrefix())
 	if err != nil {
 		return snap, fmt.Errorf("dcs: read cluster state: %w", err)
@@ -213,6 +216,12 @@ func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 		switch {
 		case key == "config":
 			err = json.Unmarshal(kv.Value, &snap.Info)
+		case key == "primary":
+			if err = json.Unmarshal(kv.Value, &snap.Primary); err == nil {
+				snap.PrimaryRev = kv.ModRevision
+			}
+		case strings.HasPrefix(key, "clean-stop/"):
+			snap.CleanStops[strings.TrimPrefix(key, "clean-stop/")] = true
 		case strings.HasPrefix(key, "allowed/"):
 			var a Allowed
 			if err = json.Unmarshal(kv.Value, &a); err == nil {

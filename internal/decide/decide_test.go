@@ -50,6 +50,10 @@ var scenarios = []scenario{
 		at(2*sec, fo(p, s1, 8)).because("primary database 10.0.0.1 failed"),
 		at(3*sec, fo(p, s1, 8)).because("10.0.0.2 has the most WAL"), // repeated until committed: the executor's CAS makes it idempotent
 	),
+	sc("primary postmaster gone and unreachable: failover at once", dbFailed(p), postmasterGone(p)).
+		then(at(0, fo(p, s1, 8)).because("its postmaster is gone")),
+	sc("primary postmaster gone but others still reach the database: no failover", localDBDown(p), postmasterGone(p)).
+		then(at(0, note(Warning, SubjectPrimaryCannotPing, p)), at(10*sec).because("no failover")),
 	sc("rule13 blip shorter than local.timeout.final: no failover, timer restarts").then(
 		at(0).with(dbFailed(p)),
 		at(1500*time.Millisecond).with(dbFailed(p)),

@@ -116,6 +116,13 @@ func remoteStale(addr string) edit {
 }
 
 func dbFailed(addr string) edit   { return both(localDBDown(addr), remoteDown(addr)) }
+
+// postmasterGone: addr's agent found no postmaster process.
+func postmasterGone(addr string) edit {
+	return func(v *View, _ time.Time) {
+		status(v, addr, func(st *cluster.MemberStatus) { st.PostmasterGone = true })
+	}
+}
 func nodeFailed(addr string) edit { return both(remoteDown(addr), agentDown(addr)) }
 
 func both(es ...edit) edit {

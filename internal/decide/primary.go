@@ -30,7 +30,7 @@ func assessPrimary(v View, now time.Time, mem *Memory) verdict {
 		mem.PrimaryDBFailingSince = time.Time{}
 		return verdict{reason: fmt.Sprintf("primary %s healthy", p)}
 	}
-	return primaryDBDown(v.Settings, p, r, now, mem)
+	return primaryDBDown(v.Settings, p, r, now, mem, mv.Status.PostmasterGone)
 }
 
 // primaryAgentGone: the primary's lease is gone. Only its database being
@@ -59,7 +59,11 @@ func primaryAgentGone(s Settings, p string, clean bool, r reach) verdict {
 // primaryDBDown: the primary's own agent reports its database down. It is a
 // failure once that has lasted local.timeout.final with no other agent
 // reaching the database, and other agents confirm (EFM: "primary DB down").
-func primaryDBDown(s Settings, p string, r reach, now time.Time, mem *Memory) verdict {
+//
+// A postmaster known to be gone (its process no longer exists) needs no
+// timeout to believe: that is the fast path for a killed or crashed
+// postmaster, as long as no other agent reaches the database.
+func primaryDBDown(s Settings, p string, r reach, now time.Time, mem *Memory, gone bool) verdict {
 	if r.reachable() {
 		mem.PrimaryDBFailingSince = time.Time{}
 		why := fmt.Sprintf("primary agent %s cannot reach its database, which is %s: no failover", p, r)
@@ -70,6 +74,8 @@ func primaryDBDown(s Settings, p string, r reach, now time.Time, mem *Memory) ve
 	}
 	down := now.Sub(mem.PrimaryDBFailingSince)
 	switch {
+	case gone && r.unreachable():
+		return verdict{failed: true, reason: fmt.Sprintf("primary database %s failed: its postmaster is gone and %s", p, r)}
 	case down < s.LocalTimeoutFinal:
 		return verdict{reason: fmt.Sprintf("primary database %s down for %s of local.timeout.final %s: waiting", p, down, s.LocalTimeoutFinal)}
 	case !r.unreachable():

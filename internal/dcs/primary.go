@@ -1,0 +1,102 @@
+package dcs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/pgfm/pgfm/internal/cluster"
+)
+
+// Phase is how far the named primary has got.
+type Phase string
+
+const (
+	// PhasePromoting: a failover named this node; it has to fence (script)
+	// and promote.
+	PhasePromoting Phase = "promoting"
+	// PhasePromoted: the node is the writable primary.
+	PhasePromoted Phase = "promoted"
+	// PhaseFenceFailed: script.fence failed; the cluster waits for an operator.
+	PhaseFenceFailed Phase = "fence-failed"
+	// PhasePromoteFailed: promotion failed; the cluster waits for an operator.
+	PhasePromoteFailed Phase = "promote-failed"
+)
+
+// Primary is the primary record: who the cluster says is primary, named
+// by which epoch. Every failover bumps the epoch in a transaction guarded
+// by the old record, so two failovers can never both commit.
+type Primary struct {
+	Node     string      `json:"node"`
+	Epoch    uint64      `json:"epoch"`
+	Timeline uint32      `json:"timeline,omitempty"`
+	Phase    Phase       `json:"phase"`
+	Previous string      `json:"previous,omitempty"` // the failed primary
+	Reason   string      `json:"reason,omitempty"`
+	Since    time.Time   `json:"since"`
+	Detail   string      `json:"detail,omitempty"` // why a phase failed
+	LastLSN  cluster.LSN `json:"last_lsn"`         // the primary's last published position
+}
+
+func (s *Store) keyPrimary() string { return s.prefix + "primary" }
+
+// PrimaryKey is the primary record's key, for watching.
+func (s *Store) PrimaryKey() string { return s.keyPrimary() }
+
+// ReadPrimary returns the primary record and its mod revision (the CAS
+// token); ok is false when there is none yet.
+func (s *Store) ReadPrimary(ctx context.Context) (p Primary, rev int64, ok bool, err error) {
+	r, err := s.cli.Get(ctx, s.keyPrimary())
+	if err != nil {
+		return p, 0, false, fmt.Errorf("dcs: read primary record: %w", err)
+	}
+	if len(r.Kvs) == 0 {
+		return p, 0, false, nil
+	}
+	if err := json.Unmarshal(r.Kvs[0].Value, &p); err != nil {
+		return p, 0, false, fmt.Errorf("dcs: primary record: %w", err)
+	}
+	return p, r.Kvs[0].ModRevision, true, nil
+}
+
+// InitPrimary writes the first primary record unless one exists.
+func (s *Store) InitPrimary(ctx context.Context, p Primary) error {
+	b, _ := json.Marshal(p)
+	_, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(s.keyPrimary()), "=", 0)).
+		Then(clientv3.OpPut(s.keyPrimary(), string(b))).Commit()
+	if err != nil {
+		return fmt.Errorf("dcs: init primary record: %w", err)
+	}
+	return nil
+}
+
+// UpdatePrimary replaces the record if it is still at rev and every guard
+// holds (e.g. "I am still the coordinator"). It reports whether it did.
+func (s *Store) UpdatePrimary(ctx context.Context, rev int64, p Primary, guards ...clientv3.Cmp) (bool, error) {
+	b, _ := json.Marshal(p)
+	cmps := append([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(s.keyPrimary()), "=", rev)}, guards...)
+	r, err := s.cli.Txn(ctx).If(cmps...).Then(clientv3.OpPut(s.keyPrimary(), string(b))).Commit()
+	if err != nil {
+		return false, fmt.Errorf("dcs: update primary record: %w", err)
+	}
+	return r.Succeeded, nil
+}
+
+func (s *Store) keyClean(addr string) string { return s.prefix + "clean-stop/" + addr }
+
+// MarkCleanStop records that addr's agent stopped on purpose (a clean stop
+// is no failure unless primary.shutdown.as.failure).
+func (s *Store) MarkCleanStop(ctx context.Context, addr string) error {
+	_, err := s.cli.Put(ctx, s.keyClean(addr), time.Now().UTC().Format(time.RFC3339Nano))
+	return err
+}
+
+// ClearCleanStop removes the marker when the agent starts.
+func (s *Store) ClearCleanStop(ctx context.Context, addr string) error {
+	_, err := s.cli.Delete(ctx, s.keyClean(addr))
+	return err
+}
