@@ -1,0 +1,333 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Server is one local PostgreSQL server, the postmaster the agent owns. Its
+// methods are the control steps of a failover; each is idempotent (doing
+// what is already done succeeds), honours ctx and is bounded in time. Every
+// PostgreSQL program runs through Command, so as Owner when we are root.
+type Server struct {
+	BinDir  string // directory holding pg_ctl
+	Owner   string // OS user the server runs as (db.service.owner)
+	DataDir string
+	// ConfigDir holds postgresql.conf when it is not DataDir (Debian's
+	// /etc/postgresql/...); "" means DataDir.
+	ConfigDir string
+	// LogFile receives the server's output (pg_ctl -l). "" discards it:
+	// set it, or logging_collector, to keep the server's log.
+	LogFile string
+}
+
+// Names of the files of a data directory that control recovery.
+const (
+	StandbySignalFile  = "standby.signal"
+	RecoverySignalFile = "recovery.signal"
+	PostmasterPIDFile  = "postmaster.pid"
+)
+
+// Bounds of the steps that take no timeout of their own.
+const (
+	// pgCtlSlack is how long pg_ctl may outlive its own -t wait before it
+	// is killed: it must be allowed to report its timeout itself.
+	pgCtlSlack = 5 * time.Second
+	// statusTimeout bounds pg_ctl status.
+	statusTimeout = 10 * time.Second
+	// sqlTimeout bounds the SQL of Follow and PrimaryConninfo, connecting
+	// included.
+	sqlTimeout = 30 * time.Second
+	// reloadTimeout bounds pg_ctl reload.
+	reloadTimeout = 10 * time.Second
+)
+
+// minVersion is the oldest server Follow and the signal files work for:
+// PostgreSQL 12 replaced recovery.conf with them.
+const minVersion = 120000
+
+// StopModes are pg_ctl stop's shutdown modes. "immediate" is the fence: a
+// fast shutdown of a primary cut off from its standbys waits for its WAL
+// senders up to wal_sender_timeout.
+var StopModes = []string{"smart", "fast", "immediate"}
+
+// configDir is where postgresql.conf lives.
+func (s Server) configDir() string {
+	if s.ConfigDir != "" {
+		return s.ConfigDir
+	}
+	return s.DataDir
+}
+
+// Running reports whether a postmaster runs for the data directory, as
+// pg_ctl status sees it.
+func (s Server) Running(ctx context.Context) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	return ServerRunning(ctx, s.BinDir, s.Owner, s.DataDir)
+}
+
+// Stop stops the server with pg_ctl stop -m mode and waits up to timeout
+// for the postmaster to be gone. Stopping a stopped server succeeds. An
+// error means the server may still run: a fence that failed.
+func (s Server) Stop(ctx context.Context, mode string, timeout time.Duration) error {
+	if !validStopMode(mode) {
+		return fmt.Errorf("postgres: stop %s: unknown mode %q: use one of %s", s.DataDir, mode, strings.Join(StopModes, ", "))
+	}
+	running, err := s.Running(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: stop: %w", err)
+	}
+	if !running {
+		return nil
+	}
+	_, err = s.pgCtl(ctx, timeout, "stop", "-D", s.DataDir, "-m", mode, "-w", "-t", waitSecs(timeout))
+	if err == nil {
+		return nil
+	}
+	// pg_ctl fails too when the server went away between our look and its
+	// signal: what counts is that it is gone now.
+	if running, serr := s.Running(ctx); serr == nil && !running {
+		return nil
+	}
+	return fmt.Errorf("postgres: stop -m %s %s: %w", mode, s.DataDir, err)
+}
+
+func validStopMode(mode string) bool {
+	for _, m := range StopModes {
+		if m == mode {
+			return true
+		}
+	}
+	return false
+}
+
+// Start starts the server with pg_ctl start and waits up to timeout for it
+// to accept connections (a standby: to reach a consistent state). Starting
+// a running server succeeds. If ctx ends or the wait times out, the server
+// may still be starting: pg_ctl detaches it.
+func (s Server) Start(ctx context.Context, timeout time.Duration) error {
+	running, err := s.Running(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: start: %w", err)
+	}
+	if running {
+		return nil
+	}
+	logFile := s.LogFile
+	if logFile == "" {
+		// Without -l the postmaster would inherit pg_ctl's output pipe and
+		// keep it open for its whole life.
+		logFile = os.DevNull
+	}
+	if _, err := s.pgCtl(ctx, timeout, "start", "-D", s.configDir(), "-l", logFile, "-w", "-t", waitSecs(timeout)); err != nil {
+		return fmt.Errorf("postgres: start %s: %w", s.configDir(), err)
+	}
+	return nil
+}
+
+// Restart stops the server (fast) and starts it, each step bounded by
+// timeout. It starts a stopped server.
+func (s Server) Restart(ctx context.Context, timeout time.Duration) error {
+	if err := s.Stop(ctx, "fast", timeout); err != nil {
+		return fmt.Errorf("postgres: restart: %w", err)
+	}
+	if err := s.Start(ctx, timeout); err != nil {
+		return fmt.Errorf("postgres: restart: %w", err)
+	}
+	return nil
+}
+
+// ErrPromoteTimeout says the server did not finish its promotion within the
+// wait; it may still finish it. Promote again to wait more.
+var ErrPromoteTimeout = errors.New("promotion not finished in time")
+
+// Promote turns a standby into a primary and waits up to wait for it to
+// leave recovery: pg_promote over connString, or pg_ctl promote when SQL
+// fails (no connection, no right to pg_promote). Promoting a server out of
+// recovery succeeds.
+func (s Server) Promote(ctx context.Context, connString string, wait time.Duration) error {
+	sqlErr := promoteSQL(ctx, connString, wait)
+	if sqlErr == nil || errors.Is(sqlErr, ErrPromoteTimeout) {
+		return sqlErr
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("postgres: promote: %w", sqlErr)
+	}
+	_, err := s.pgCtl(ctx, wait, "promote", "-D", s.DataDir, "-w", "-t", waitSecs(wait))
+	if err == nil {
+		return nil
+	}
+	// pg_ctl refuses to promote a primary: find out whether that is why.
+	if primary, perr := s.runningOutOfRecovery(ctx); perr == nil && primary {
+		return nil
+	}
+	return fmt.Errorf("postgres: promote %s: sql: %v; pg_ctl: %w", s.DataDir, sqlErr, err)
+}
+
+// promoteSQL promotes through pg_promote, unless the server is out of
+// recovery already.
+func promoteSQL(ctx context.Context, connString string, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, wait+pgCtlSlack)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, connString)
+	if err != nil {
+		return err
+	}
+	defer closeConn(ctx, conn)
+	var done bool
+	err = conn.QueryRow(ctx, `SELECT CASE WHEN pg_is_in_recovery()
+		THEN pg_promote(wait => true, wait_seconds => $1::int) ELSE true END`,
+		int(math.Ceil(wait.Seconds()))).Scan(&done)
+	if err != nil {
+		return err
+	}
+	if !done {
+		return fmt.Errorf("postgres: promote: %w (%s)", ErrPromoteTimeout, wait)
+	}
+	return nil
+}
+
+// runningOutOfRecovery reports whether the server runs and has no signal
+// file: the server removes them when it leaves recovery.
+func (s Server) runningOutOfRecovery(ctx context.Context) (bool, error) {
+	running, err := s.Running(ctx)
+	if err != nil || !running {
+		return false, err
+	}
+	for _, f := range []string{StandbySignalFile, RecoverySignalFile} {
+		if _, err := os.Stat(filepath.Join(s.DataDir, f)); err == nil {
+			return false, nil
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// EnsureStandbySignal creates standby.signal in the data directory, owned
+// by Owner, so that the server starts as a standby: a stopped old primary
+// cannot come back writable. The file is synced before it returns.
+func (s Server) EnsureStandbySignal() error {
+	path := filepath.Join(s.DataDir, StandbySignalFile)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: standby signal: %w", err)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = s.chownToOwner(path)
+	}
+	if err == nil {
+		err = syncDir(s.DataDir)
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("postgres: standby signal: %w", err)
+	}
+	return nil
+}
+
+// PostmasterPID reads the postmaster's pid from postmaster.pid: 0 when the
+// file is absent or unreadable, or names no live process (a stale file
+// left by a crash, or a zombie). Like pg_ctl, it cannot tell a live process
+// that reused the pid.
+func (s Server) PostmasterPID() int {
+	b, err := os.ReadFile(filepath.Join(s.DataDir, PostmasterPIDFile))
+	if err != nil {
+		return 0
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil || pid <= 0 || !processAlive(pid) {
+		return 0
+	}
+	return pid
+}
+
+// processAlive reports whether pid is a process that is not a zombie.
+func processAlive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist) // no /proc: trust kill
+	}
+	// The state follows the command name, which is in parentheses.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 >= len(b) {
+		return true
+	}
+	state := b[i+2]
+	return state != 'Z' && state != 'X'
+}
+
+// pgCtl runs pg_ctl, killing it if it outlives timeout by pgCtlSlack. An
+// error from a deadline or cancellation wraps ctx's error.
+func (s Server) pgCtl(ctx context.Context, timeout time.Duration, args ...string) (string, error) {
+	cctx, cancel := context.WithTimeout(ctx, timeout+pgCtlSlack)
+	defer cancel()
+	cmd, err := Command(cctx, s.BinDir, s.Owner, "pg_ctl", args...)
+	if err != nil {
+		return "", err
+	}
+	out, err := Run(cmd)
+	if err != nil && cctx.Err() != nil {
+		err = fmt.Errorf("%w: %w", cctx.Err(), err)
+	}
+	return out, err
+}
+
+// waitSecs is a wait in whole seconds for pg_ctl -t, rounded up, at least 1.
+func waitSecs(d time.Duration) string {
+	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
+}
+
+// closeConn says goodbye to the server, briefly even when ctx is done.
+func closeConn(ctx context.Context, conn *pgx.Conn) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+	defer cancel()
+	conn.Close(cctx)
+}
+
+// chownToOwner gives a file we created as root to the server's owner.
+func (s Server) chownToOwner(path string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	_, cred, err := lookupOwner(s.Owner)
+	if err != nil {
+		return err
+	}
+	return os.Chown(path, int(cred.Uid), int(cred.Gid))
+}
+
+// syncDir makes a directory's entries durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
