@@ -37,6 +37,34 @@ type Config struct {
 	Promotable       bool         // promotable, default true
 	PriorityStandbys []netip.Addr // priority.standbys
 	MinimumStandbys  int          // minimum.standbys, default 0, >= 0
+
+	// Failover policy (issue 3). The booleans default as in EFM.
+	AutoFailover             bool          // auto.failover, default true; false: notify only
+	AutoReconfigure          bool          // auto.reconfigure, default true: re-point the other standbys
+	MaxFailoverLag           uint64        // max.failover.lag, bytes, default 16 MiB (pgfm's own)
+	StopIsolatedPrimary      bool          // stop.isolated.primary, default true
+	StopFailedPrimary        bool          // stop.failed.primary, default true
+	PrimaryShutdownAsFailure bool          // primary.shutdown.as.failure, default false
+	PrimaryRestartTimeout    time.Duration // primary.restart.timeout, default 0 = fail over at once (pgfm's own)
+	RecoveryCheckPeriod      time.Duration // recovery.check.period, default 0.2s (EFM: 1s)
+	AutoResumeStartupPeriod  time.Duration // auto.resume.startup.period, default 0 = wait for `pgfm resume`
+	AutoResumeFailurePeriod  time.Duration // auto.resume.failure.period, default 0 = wait for `pgfm resume`
+
+	// Scripts: command lines as written (hook.Split syntax, absolute program
+	// path, EFM placeholders left for hook.Runner to expand); "" = none.
+	ScriptFence           string        // script.fence
+	ScriptPostPromotion   string        // script.post.promotion
+	ScriptDBFailure       string        // script.db.failure
+	ScriptPrimaryIsolated string        // script.primary.isolated
+	ScriptResumed         string        // script.resumed
+	ScriptTimeout         time.Duration // script.timeout, default 30s (pgfm's own)
+
+	// Notifications.
+	ScriptNotification     string   // script.notification, called as SCRIPT "<subject>" "<body>"
+	UserEmail              []string // user.email, space-separated
+	FromEmail              string   // from.email, default "pgfm@%h" (%h = host name, expanded by the notifier)
+	NotificationLevel      string   // notification.level: INFO (default), WARNING or SEVERE, upper case
+	NotificationTextPrefix string   // notification.text.prefix
 }
 
 // DB is how the agent reaches and controls its local PostgreSQL server.

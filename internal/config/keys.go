@@ -18,15 +18,21 @@ const (
 type kind int
 
 const (
-	kindString   kind = iota + 1
-	kindPath          // absolute path when set
-	kindBool          // true / false
-	kindPort          // 1..65535
-	kindCount         // integer >= 0
-	kindSeconds       // seconds, decimals allowed, > 0
-	kindPeerAddr      // IP:port other agents can reach
-	kindAddrList      // space-separated IPs (IP:port accepted, the IP kept)
-	kindSSLMode       // libpq sslmode subset EFM accepts
+	kindString        kind = iota + 1
+	kindPath               // absolute path when set
+	kindBool               // true / false
+	kindPort               // 1..65535
+	kindCount              // integer >= 0
+	kindSeconds            // seconds, decimals allowed, > 0
+	kindPeerAddr           // IP:port other agents can reach
+	kindAddrList           // space-separated IPs (IP:port accepted, the IP kept)
+	kindSSLMode            // libpq sslmode subset EFM accepts
+	kindSecondsOrZero      // seconds, decimals allowed, >= 0 (0 turns the feature off)
+	kindBytes              // bytes, PostgreSQL style: 16777216, 16MB, 512kB (1024-based)
+	kindLevel              // notification.level: INFO, WARNING or SEVERE
+	kindCommand            // a script's command line: absolute program path, then arguments (see hook.Split)
+	kindEmail              // one email address; %h stands for the host name
+	kindEmailList          // space-separated email addresses
 )
 
 // need says on which kind of node a key must be set.
@@ -109,6 +115,31 @@ func keyTable() []keySpec {
 		sup("promotable", kindBool, "true", optional, "true", func(c *Config) any { return &c.Promotable }),
 		sup("priority.standbys", kindAddrList, "", optional, "192.0.2.11 192.0.2.12", func(c *Config) any { return &c.PriorityStandbys }),
 		sup("minimum.standbys", kindCount, "0", optional, "0", func(c *Config) any { return &c.MinimumStandbys }),
+		sup("auto.failover", kindBool, "true", optional, "true", func(c *Config) any { return &c.AutoFailover }),
+		sup("auto.reconfigure", kindBool, "true", optional, "true", func(c *Config) any { return &c.AutoReconfigure }),
+		sup("max.failover.lag", kindBytes, "16MB", optional, "16MB", func(c *Config) any { return &c.MaxFailoverLag }),
+		sup("stop.isolated.primary", kindBool, "true", optional, "true", func(c *Config) any { return &c.StopIsolatedPrimary }),
+		sup("stop.failed.primary", kindBool, "true", optional, "true", func(c *Config) any { return &c.StopFailedPrimary }),
+		sup("primary.shutdown.as.failure", kindBool, "false", optional, "false", func(c *Config) any { return &c.PrimaryShutdownAsFailure }),
+		sup("primary.restart.timeout", kindSecondsOrZero, "0", optional, "0", func(c *Config) any { return &c.PrimaryRestartTimeout }),
+		sup("recovery.check.period", kindSeconds, "0.2", optional, "0.2", func(c *Config) any { return &c.RecoveryCheckPeriod }),
+		sup("auto.resume.startup.period", kindSecondsOrZero, "0", optional, "0", func(c *Config) any { return &c.AutoResumeStartupPeriod }),
+		sup("auto.resume.failure.period", kindSecondsOrZero, "0", optional, "0", func(c *Config) any { return &c.AutoResumeFailurePeriod }),
+
+		// Scripts.
+		sup("script.fence", kindCommand, "", optional, "/usr/local/bin/fence.sh %p %f", func(c *Config) any { return &c.ScriptFence }),
+		sup("script.post.promotion", kindCommand, "", optional, "/usr/local/bin/post_promotion.sh %p %f", func(c *Config) any { return &c.ScriptPostPromotion }),
+		sup("script.db.failure", kindCommand, "", optional, "/usr/local/bin/db_failure.sh", func(c *Config) any { return &c.ScriptDBFailure }),
+		sup("script.primary.isolated", kindCommand, "", optional, "/usr/local/bin/isolated.sh", func(c *Config) any { return &c.ScriptPrimaryIsolated }),
+		sup("script.resumed", kindCommand, "", optional, "/usr/local/bin/resumed.sh", func(c *Config) any { return &c.ScriptResumed }),
+		sup("script.timeout", kindSeconds, "30", optional, "30", func(c *Config) any { return &c.ScriptTimeout }),
+
+		// Notifications.
+		sup("script.notification", kindCommand, "", optional, "/usr/local/bin/notify.sh", func(c *Config) any { return &c.ScriptNotification }),
+		sup("user.email", kindEmailList, "", optional, "dba@example.com ops@example.com", func(c *Config) any { return &c.UserEmail }),
+		sup("from.email", kindEmail, "pgfm@%h", optional, "pgfm@%h", func(c *Config) any { return &c.FromEmail }),
+		sup("notification.level", kindLevel, "INFO", optional, "WARNING", func(c *Config) any { return &c.NotificationLevel }),
+		sup("notification.text.prefix", kindString, "", optional, "[prod]", func(c *Config) any { return &c.NotificationTextPrefix }),
 
 		// EFM features pgfm does not have yet.
 		todoHint("db.password.encrypted", "pgfm cannot read EFM's encrypted passwords: use ~/.pgpass of the agent's user or PGPASSWORD for now"),
@@ -118,22 +149,14 @@ func keyTable() []keySpec {
 		todo("db.service.name"),
 		todo("db.reuse.connection.count"),
 		todo("restart.connection.timeout"),
-		todo("recovery.check.period"),
-		todo("auto.resume.startup.period"),
-		todo("auto.resume.failure.period"),
 		todo("external.address"),
 		todo("encrypt.agent.messages"),
 		todo("ping.server.ip"),
 		todo("ping.server.command"),
-		todo("auto.failover"),
-		todo("auto.reconfigure"),
 		todo("auto.rewind"),
 		todo("auto.basebackup"),
 		todo("use.replay.tiebreaker"),
 		todo("standby.restart.delay"),
-		todo("stop.isolated.primary"),
-		todo("stop.failed.primary"),
-		todo("primary.shutdown.as.failure"),
 		todo("check.vip.before.promotion"),
 		todo("check.vip.timeout"),
 		todo("update.physical.slots.period"),
@@ -159,24 +182,13 @@ func keyTable() []keySpec {
 		todo("pcp.port"),
 		todo("pcp.pass.file"),
 		todo("pgpool.bin"),
-		todo("script.fence"),
-		todo("script.post.promotion"),
-		todo("script.resumed"),
-		todo("script.db.failure"),
-		todo("script.primary.isolated"),
 		todo("script.remote.pre.promotion"),
 		todo("script.remote.post.promotion"),
 		todo("script.custom.monitor"),
 		todo("custom.monitor.interval"),
 		todo("custom.monitor.timeout"),
 		todo("custom.monitor.safe.mode"),
-		todo("script.notification"),
-		todo("user.email"),
-		todo("from.email"),
-		todo("notification.level"),
-		todo("notification.text.prefix"),
 		todo("primary.health.check.port"),
-		todo("max.failover.lag"),
 		todo("dcs.endpoints"),
 
 		// EFM/Java plumbing that has no meaning for pgfm.

@@ -94,6 +94,16 @@ func TestLoadDefaults(t *testing.T) {
 		LogDir:            "/var/log/pgfm",
 		StateDir:          "/var/lib/pgfm/c",
 		Promotable:        true,
+
+		AutoFailover:        true,
+		AutoReconfigure:     true,
+		MaxFailoverLag:      16 << 20,
+		StopIsolatedPrimary: true,
+		StopFailedPrimary:   true,
+		RecoveryCheckPeriod: 200 * time.Millisecond,
+		ScriptTimeout:       30 * time.Second,
+		FromEmail:           "pgfm@%h",
+		NotificationLevel:   "INFO",
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
@@ -253,10 +263,10 @@ var loadCases = []struct {
 	{name: "value without key", props: conf("=5"), errors: []string{"c.properties:6: a value without a key"}},
 
 	// Not implemented, not applicable.
-	{name: "not implemented", props: conf("virtual.ip=192.0.2.100", "script.fence=/bin/true"), warns: []string{
+	{name: "not implemented", props: conf("virtual.ip=192.0.2.100", "script.custom.monitor=/bin/true"), warns: []string{
 		"c.properties:6: virtual.ip: virtual.ip is not implemented yet in pgfm; it is ignored",
-		"c.properties:7: script.fence: script.fence is not implemented yet in pgfm; it is ignored"}},
-	{name: "not implemented but blank", props: conf("virtual.ip=", "script.fence=  ")},
+		"c.properties:7: script.custom.monitor: script.custom.monitor is not implemented yet in pgfm; it is ignored"}},
+	{name: "not implemented but blank", props: conf("virtual.ip=", "script.custom.monitor=  ")},
 	{name: "encrypted password", props: conf("db.password.encrypted=516b36fb8031da17cfbc010f7d09359c"), warns: []string{
 		"db.password.encrypted: db.password.encrypted is not implemented yet in pgfm; it is ignored: pgfm cannot read EFM's encrypted passwords: use ~/.pgpass of the agent's user or PGPASSWORD for now"}},
 	{name: "does not apply", props: conf("jvm.options=-Xmx128m", "pid.dir=/run/efm", "jgroups.timeout=1000"), warns: []string{
@@ -289,24 +299,36 @@ var loadCases = []struct {
 				t.Errorf("got %q", c.DB.DataDir)
 			}
 		}},
-	{name: "alias of not implemented key", props: conf("virtualIp=192.0.2.100", "stop.isolated.master=true"), warns: []string{
+	{name: "alias of not implemented key", props: conf("virtualIp=192.0.2.100", "reconfigure.sync.master=true"), warns: []string{
 		"c.properties:6: virtualIp: virtualIp is EFM's older name for virtual.ip; rename it",
 		"c.properties:6: virtualIp: virtual.ip is not implemented yet in pgfm",
-		"c.properties:7: stop.isolated.master: stop.isolated.master is EFM's older name for stop.isolated.primary; rename it",
-		"c.properties:7: stop.isolated.master: stop.isolated.primary is not implemented yet"}},
+		"c.properties:7: reconfigure.sync.master: reconfigure.sync.master is EFM's older name for reconfigure.sync.primary; rename it",
+		"c.properties:7: reconfigure.sync.master: reconfigure.sync.primary is not implemented yet"}},
 	{name: "all older names", props: conf("virtualIp.interface=eth0", "virtualIp.single=true", "pingServerIp=8.8.8.8",
-		"pingServerCommand=/bin/ping", "stop.failed.master=true", "master.shutdown.as.failure=false", "reconfigure.sync.master=false",
-		"script.master.isolated=/bin/true", "auto.resume.period=0"), warns: []string{
+		"pingServerCommand=/bin/ping", "stop.failed.master=false", "master.shutdown.as.failure=true", "reconfigure.sync.master=false",
+		"script.master.isolated=/bin/true", "auto.resume.period=0", "stop.isolated.master=false"), warns: []string{
 		"virtualIp.interface is EFM's older name for virtual.ip.interface; rename it", "virtual.ip.interface is not implemented",
 		"virtualIp.single is EFM's older name for virtual.ip.single; rename it", "virtual.ip.single is not implemented",
 		"pingServerIp is EFM's older name for ping.server.ip; rename it", "ping.server.ip is not implemented",
 		"pingServerCommand is EFM's older name for ping.server.command; rename it", "ping.server.command is not implemented",
-		"stop.failed.master is EFM's older name for stop.failed.primary; rename it", "stop.failed.primary is not implemented",
-		"master.shutdown.as.failure is EFM's older name for primary.shutdown.as.failure; rename it", "primary.shutdown.as.failure is not implemented",
+		"stop.failed.master is EFM's older name for stop.failed.primary; rename it",
+		"master.shutdown.as.failure is EFM's older name for primary.shutdown.as.failure; rename it",
 		"reconfigure.sync.master is EFM's older name for reconfigure.sync.primary; rename it", "reconfigure.sync.primary is not implemented",
-		"script.master.isolated is EFM's older name for script.primary.isolated; rename it", "script.primary.isolated is not implemented",
-		"auto.resume.period is EFM's older name for auto.resume.startup.period; rename it", "auto.resume.startup.period is not implemented",
+		"script.master.isolated is EFM's older name for script.primary.isolated; rename it",
+		"auto.resume.period is EFM's older name for auto.resume.startup.period; rename it",
+		"stop.isolated.master is EFM's older name for stop.isolated.primary; rename it",
+	}, check: func(t *testing.T, c Config) {
+		if c.StopFailedPrimary || !c.PrimaryShutdownAsFailure || c.ScriptPrimaryIsolated != "/bin/true" || c.StopIsolatedPrimary {
+			t.Errorf("older names not applied: %+v", c)
+		}
 	}},
+	{name: "auto.resume.period is startup", props: conf("auto.resume.period=30"),
+		warns: []string{"auto.resume.period is EFM's older name for auto.resume.startup.period; rename it"},
+		check: func(t *testing.T, c Config) {
+			if c.AutoResumeStartupPeriod != 30*time.Second || c.AutoResumeFailurePeriod != 0 {
+				t.Errorf("startup %v failure %v", c.AutoResumeStartupPeriod, c.AutoResumeFailurePeriod)
+			}
+		}},
 	{name: "netmask converted", props: conf("virtualIp.netmask=255.255.255.0"), warns: []string{
 		"virtualIp.netmask is EFM's older name for virtual.ip.prefix; rename it", "virtual.ip.prefix is not implemented"}},
 	{name: "netmask not convertible", props: conf("virtualIp.netmask=255.0.255.0"), warns: []string{
@@ -314,6 +336,80 @@ var loadCases = []struct {
 	{name: "alias and current both set, current after", props: conf("virtualIp=192.0.2.1", "virtual.ip=192.0.2.2"), warns: []string{
 		"c.properties:6: virtualIp: virtualIp is EFM's older name for virtual.ip; virtual.ip is also set (line 7) and wins",
 		"c.properties:7: virtual.ip: virtual.ip is not implemented yet"}},
+
+	// Failover policy.
+	{name: "failover booleans", props: conf("auto.failover=false", "auto.reconfigure=FALSE", "stop.isolated.primary=false",
+		"stop.failed.primary=false", "primary.shutdown.as.failure=true"), check: func(t *testing.T, c Config) {
+		if c.AutoFailover || c.AutoReconfigure || c.StopIsolatedPrimary || c.StopFailedPrimary || !c.PrimaryShutdownAsFailure {
+			t.Errorf("%+v", c)
+		}
+	}},
+	{name: "bad auto.failover", props: conf("auto.failover=no"), errors: []string{`c.properties:6: auto.failover: "no" is not a boolean; use true or false`}},
+	{name: "max.failover.lag sizes", props: conf("max.failover.lag=1GB"), check: func(t *testing.T, c Config) {
+		if c.MaxFailoverLag != 1<<30 {
+			t.Errorf("got %d", c.MaxFailoverLag)
+		}
+	}},
+	{name: "max.failover.lag plain bytes and zero", props: conf("max.failover.lag=0"), check: func(t *testing.T, c Config) {
+		if c.MaxFailoverLag != 0 {
+			t.Errorf("got %d", c.MaxFailoverLag)
+		}
+	}},
+	{name: "max.failover.lag negative", props: conf("max.failover.lag=-1"), errors: []string{
+		"c.properties:6: max.failover.lag: -1 is negative; write a whole number of bytes, or one followed by kB, MB, GB or TB (1024-based, as in postgresql.conf), e.g. 16MB"}},
+	{name: "max.failover.lag unit case", props: conf("max.failover.lag=16mb"), errors: []string{
+		`max.failover.lag: unit "mb" is written MB; units are case-sensitive, as in postgresql.conf`}},
+	{name: "max.failover.lag unknown unit", props: conf("max.failover.lag=16 MiB"), errors: []string{`max.failover.lag: "16 MiB" has an unknown unit "MiB"`}},
+	{name: "max.failover.lag not a number", props: conf("max.failover.lag=lots"), errors: []string{`max.failover.lag: "lots" is not a whole number of bytes`}},
+	{name: "max.failover.lag decimal", props: conf("max.failover.lag=1.5GB"), errors: []string{`max.failover.lag: "1.5GB" is not a whole number of bytes`}},
+	{name: "max.failover.lag too large", props: conf("max.failover.lag=99999999999TB"), errors: []string{"max.failover.lag: 99999999999TB is too large"}},
+	{name: "primary.restart.timeout set", props: conf("primary.restart.timeout=10", "auto.resume.failure.period=0.5"), check: func(t *testing.T, c Config) {
+		if c.PrimaryRestartTimeout != 10*time.Second || c.AutoResumeFailurePeriod != 500*time.Millisecond {
+			t.Errorf("%v %v", c.PrimaryRestartTimeout, c.AutoResumeFailurePeriod)
+		}
+	}},
+	{name: "primary.restart.timeout negative", props: conf("primary.restart.timeout=-5"), errors: []string{
+		"c.properties:6: primary.restart.timeout: -5 is negative; use 0 (off) or a number of seconds greater than 0"}},
+	{name: "auto.resume periods negative", props: conf("auto.resume.startup.period=-1", "auto.resume.failure.period=x"), errors: []string{
+		"c.properties:6: auto.resume.startup.period: -1 is negative; use 0 (off)",
+		`c.properties:7: auto.resume.failure.period: "x" is not a number of seconds`}},
+	{name: "recovery.check.period zero", props: conf("recovery.check.period=0"), errors: []string{
+		"c.properties:6: recovery.check.period: 0 is not more than 0; use a number of seconds greater than 0"}},
+
+	// Scripts.
+	{name: "scripts set", props: conf(`script.fence=/usr/local/bin/fence.sh %p %f "a b"`, "script.post.promotion=/bin/post %p",
+		"script.db.failure=/bin/dbf", "script.primary.isolated=/bin/iso", "script.resumed=/bin/res", "script.timeout=2.5"),
+		check: func(t *testing.T, c Config) {
+			got := []string{c.ScriptFence, c.ScriptPostPromotion, c.ScriptDBFailure, c.ScriptPrimaryIsolated, c.ScriptResumed}
+			want := []string{`/usr/local/bin/fence.sh %p %f "a b"`, "/bin/post %p", "/bin/dbf", "/bin/iso", "/bin/res"}
+			if !reflect.DeepEqual(got, want) || c.ScriptTimeout != 2500*time.Millisecond {
+				t.Errorf("got %q %v", got, c.ScriptTimeout)
+			}
+		}},
+	{name: "script not absolute", props: conf("script.fence=fence.sh %p %f"), errors: []string{
+		`c.properties:6: script.fence: program "fence.sh" is not an absolute path; write its full path, e.g. script.fence=/usr/local/bin/fence.sh %p %f (the agent's PATH is not your shell's)`}},
+	{name: "script unclosed quote", props: conf("script.post.promotion=/bin/post 'x"), errors: []string{
+		`c.properties:6: script.post.promotion: unclosed single quote at position 11 of "/bin/post 'x"; close it with '; pgfm splits the command line itself, without a shell`}},
+	{name: "script trailing backslash", props: conf(`script.resumed=/bin/res \\`), errors: []string{"script.resumed: trailing backslash"}},
+	{name: "script.timeout zero", props: conf("script.timeout=0"), errors: []string{"c.properties:6: script.timeout: 0 is not more than 0"}},
+
+	// Notifications.
+	{name: "notifications set", props: conf("script.notification=/usr/local/bin/notify.sh", "user.email=dba@example.com  ops@example.com",
+		"from.email=efm@%h", "notification.level=warning", `notification.text.prefix=[prod]\nline two`), check: func(t *testing.T, c Config) {
+		if c.ScriptNotification != "/usr/local/bin/notify.sh" || !reflect.DeepEqual(c.UserEmail, []string{"dba@example.com", "ops@example.com"}) ||
+			c.FromEmail != "efm@%h" || c.NotificationLevel != "WARNING" || c.NotificationTextPrefix != "[prod]\nline two" {
+			t.Errorf("%+v", c)
+		}
+	}},
+	{name: "bad notification.level", props: conf("notification.level=DEBUG"), errors: []string{
+		`c.properties:6: notification.level: "DEBUG" is not a notification level; use INFO, WARNING or SEVERE (the lowest severity that is sent)`}},
+	{name: "user.email with commas", props: conf("user.email=dba@example.com,ops@example.com"), errors: []string{
+		`c.properties:6: user.email: "dba@example.com,ops@example.com" has a comma; separate addresses with spaces, not commas`}},
+	{name: "user.email not an address", props: conf("user.email=dba@example.com dba"), errors: []string{
+		`c.properties:6: user.email: "dba" is not an email address; write a bare address such as dba@example.com, separated by spaces`}},
+	{name: "user.email display name", props: conf("user.email=DBA <dba@example.com>"), errors: []string{`user.email: "DBA" is not an email address`}},
+	{name: "bad from.email", props: conf("from.email=pgfm"), errors: []string{
+		`c.properties:6: from.email: "pgfm" is not an email address; write a bare address such as dba@example.com, e.g. pgfm@%h (%h stands for this host's name)`}},
 
 	// Syntax problems reach Load too.
 	{name: "duplicate key", props: conf("db.port=5433" + "\n" + "db.port=5434"), warns: []string{
@@ -457,12 +553,14 @@ func TestEffective(t *testing.T) {
 		"local.period": "0.5", "node.timeout": "5", "is.witness": "false", "enable.stop.cluster": "true",
 		"priority.standbys": "192.0.2.11 192.0.2.12", "db.config.dir": "/var/lib/postgresql/17/main",
 		"state.dir": "/var/lib/pgfm/c", "db.bin": "", "jdbc.sslmode": "disable",
+		"auto.failover": "true", "max.failover.lag": "16MB", "primary.restart.timeout": "0", "recovery.check.period": "0.2",
+		"script.timeout": "30", "script.fence": "", "user.email": "", "from.email": "pgfm@%h", "notification.level": "INFO",
 	} {
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
 	}
-	if order[0] != "db.user" || len(eff) != 26 {
+	if order[0] != "db.user" || len(eff) != 47 {
 		t.Errorf("order %v", order)
 	}
 	for _, kv := range eff {

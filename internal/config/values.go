@@ -2,12 +2,16 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
+	"net/mail"
 	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pgfm/pgfm/internal/hook"
 )
 
 // Value parsers return the parsed value or a problem message written as
@@ -19,7 +23,7 @@ func setField(c *Config, k *keySpec, raw string) string {
 	s := strings.TrimSpace(raw) // Java keeps trailing blanks; nobody means them
 	switch p := k.field(c).(type) {
 	case *string:
-		v, msg := parseText(k.kind, s)
+		v, msg := parseText(k, s)
 		if msg == "" {
 			*p = v
 		}
@@ -37,7 +41,19 @@ func setField(c *Config, k *keySpec, raw string) string {
 		}
 		return msg
 	case *time.Duration:
-		v, msg := parseSeconds(s)
+		v, msg := parseSeconds(s, k.kind == kindSecondsOrZero)
+		if msg == "" {
+			*p = v
+		}
+		return msg
+	case *uint64:
+		v, msg := parseBytes(s)
+		if msg == "" {
+			*p = v
+		}
+		return msg
+	case *[]string:
+		v, msg := parseEmailList(s)
 		if msg == "" {
 			*p = v
 		}
@@ -70,6 +86,10 @@ func formatField(v any) string {
 		return strconv.FormatBool(*p)
 	case *time.Duration:
 		return formatSeconds(*p)
+	case *uint64:
+		return formatBytes(*p)
+	case *[]string:
+		return strings.Join(*p, " ")
 	case *netip.AddrPort:
 		if !p.IsValid() {
 			return ""
@@ -85,8 +105,8 @@ func formatField(v any) string {
 	return fmt.Sprint(v)
 }
 
-func parseText(k kind, s string) (string, string) {
-	switch k {
+func parseText(k *keySpec, s string) (string, string) {
+	switch k.kind {
 	case kindPath:
 		if !filepath.IsAbs(s) {
 			return "", fmt.Sprintf("%q is not an absolute path; write the full path starting with /", s)
@@ -97,8 +117,117 @@ func parseText(k kind, s string) (string, string) {
 		default:
 			return "", fmt.Sprintf("%q is not a valid SSL mode; use disable, require, verify-ca or verify-full", s)
 		}
+	case kindLevel:
+		switch u := strings.ToUpper(s); u {
+		case "INFO", "WARNING", "SEVERE":
+			return u, ""
+		}
+		return "", fmt.Sprintf("%q is not a notification level; use INFO, WARNING or SEVERE "+
+			"(the lowest severity that is sent)", s)
+	case kindCommand:
+		return parseCommand(k, s)
+	case kindEmail:
+		if msg := checkEmail(strings.ReplaceAll(s, "%h", "localhost")); msg != "" {
+			return "", msg + ", e.g. " + k.example + " (%h stands for this host's name)"
+		}
 	}
 	return s, ""
+}
+
+// parseCommand checks a script's command line the way hook.Runner will
+// split it, so that a broken fence script is found when the agent starts,
+// not during a failover.
+func parseCommand(k *keySpec, s string) (string, string) {
+	words, err := hook.Split(s)
+	if err != nil {
+		return "", fmt.Sprintf("%v; pgfm splits the command line itself, without a shell (see docs/properties.md, Scripts)",
+			strings.TrimPrefix(err.Error(), hook.ErrSyntax.Error()+": "))
+	}
+	if len(words) > 0 && !filepath.IsAbs(words[0]) {
+		return "", fmt.Sprintf("program %q is not an absolute path; write its full path, e.g. %s=%s "+
+			"(the agent's PATH is not your shell's)", words[0], k.name, k.example)
+	}
+	return s, ""
+}
+
+// checkEmail accepts one bare address (user@domain, no display name).
+func checkEmail(s string) string {
+	if strings.Contains(s, ",") {
+		return fmt.Sprintf("%q has a comma; separate addresses with spaces, not commas", s)
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || a.Name != "" {
+		return fmt.Sprintf("%q is not an email address; write a bare address such as dba@example.com", s)
+	}
+	return ""
+}
+
+// parseEmailList reads user.email: space-separated addresses.
+func parseEmailList(s string) ([]string, string) {
+	var out []string
+	for _, f := range strings.Fields(s) {
+		if msg := checkEmail(f); msg != "" {
+			return nil, msg + ", separated by spaces, e.g. dba@example.com ops@example.com"
+		}
+		out = append(out, f)
+	}
+	return out, ""
+}
+
+// byteUnits are PostgreSQL's memory units (1024-based, case-sensitive as in
+// postgresql.conf), largest first for formatBytes.
+var byteUnits = []struct {
+	name string
+	mult uint64
+}{{"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"kB", 1 << 10}, {"B", 1}}
+
+// parseBytes reads a size of WAL: a whole number of bytes, or a whole number
+// followed by B, kB, MB, GB or TB (1024-based), as PostgreSQL writes them.
+func parseBytes(s string) (uint64, string) {
+	const how = "write a whole number of bytes, or one followed by kB, MB, GB or TB (1024-based, as in postgresql.conf), e.g. 16MB"
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	num, unit := s[:i], strings.TrimSpace(s[i:])
+	if strings.HasPrefix(s, "-") {
+		return 0, fmt.Sprintf("%s is negative; %s", s, how)
+	}
+	if num == "" || strings.HasPrefix(unit, ".") {
+		return 0, fmt.Sprintf("%q is not a whole number of bytes; %s", s, how)
+	}
+	mult := uint64(0)
+	for _, u := range byteUnits {
+		if unit == u.name {
+			mult = u.mult
+		}
+	}
+	switch {
+	case unit == "":
+		mult = 1
+	case mult == 0:
+		for _, u := range byteUnits {
+			if strings.EqualFold(unit, u.name) {
+				return 0, fmt.Sprintf("unit %q is written %s; units are case-sensitive, as in postgresql.conf", unit, u.name)
+			}
+		}
+		return 0, fmt.Sprintf("%q has an unknown unit %q; %s", s, unit, how)
+	}
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || n > math.MaxUint64/mult {
+		return 0, fmt.Sprintf("%s is too large; %s", s, how)
+	}
+	return n * mult, ""
+}
+
+// formatBytes writes n with the largest unit that divides it exactly.
+func formatBytes(n uint64) string {
+	for _, u := range byteUnits {
+		if n != 0 && n%u.mult == 0 && u.mult > 1 {
+			return strconv.FormatUint(n/u.mult, 10) + u.name
+		}
+	}
+	return strconv.FormatUint(n, 10)
 }
 
 func parseInt(k kind, s string) (int, string) {
@@ -133,9 +262,12 @@ const maxSeconds = 1_000_000_000
 
 // parseSeconds reads EFM-style seconds ("5", "0.5") exactly, without going
 // through a float, and refuses units, signs and exponents.
-func parseSeconds(s string) (time.Duration, string) {
+func parseSeconds(s string, zeroOK bool) (time.Duration, string) {
 	whole, frac, dot := strings.Cut(s, ".")
 	if strings.HasPrefix(s, "-") {
+		if zeroOK {
+			return 0, fmt.Sprintf("%s is negative; use 0 (off) or a number of seconds greater than 0", s)
+		}
 		return 0, fmt.Sprintf("%s is negative; use a number of seconds greater than 0", s)
 	}
 	if !allDigits(whole) || (dot && !allDigits(frac)) {
@@ -150,7 +282,7 @@ func parseSeconds(s string) (time.Duration, string) {
 	}
 	ns, _ := strconv.ParseInt((frac + "000000000")[:9], 10, 64)
 	d := time.Duration(w)*time.Second + time.Duration(ns)
-	if d <= 0 {
+	if d <= 0 && !(zeroOK && w == 0 && strings.Trim(frac, "0") == "") {
 		return 0, fmt.Sprintf("%s is not more than 0; use a number of seconds greater than 0, e.g. 0.5", s)
 	}
 	return d, ""
