@@ -22,7 +22,9 @@ import (
 	"github.com/pgfm/pgfm/internal/config"
 	"github.com/pgfm/pgfm/internal/dcs"
 	"github.com/pgfm/pgfm/internal/etcdmember"
+	"github.com/pgfm/pgfm/internal/hook"
 	"github.com/pgfm/pgfm/internal/httpapi"
+	"github.com/pgfm/pgfm/internal/postgres"
 	"github.com/pgfm/pgfm/internal/version"
 )
 
@@ -48,6 +50,10 @@ type Agent struct {
 	adminURL  string
 	startedAt time.Time
 
+	binDir   string // PostgreSQL programs (db.bin or pg_config --bindir)
+	runner   *hook.Runner
+	notifier *hook.Notifier
+
 	member *etcdmember.Member
 	cli    *clientv3.Client
 	store  *dcs.Store
@@ -55,13 +61,24 @@ type Agent struct {
 	// startRev is the etcd revision when the agent started serving.
 	startRev int64
 
-	fatal chan error
+	fatal       chan error
+	publishKick chan struct{} // observe and publish now
+	roleKick    chan struct{} // re-check what the primary record asks of us
+	coordKick   chan struct{} // the coordinator should decide now
+	publishMu   sync.Mutex    // one publish at a time
 
 	mu          sync.Mutex
 	ready       bool
 	status      cluster.MemberStatus
 	session     *concurrency.Session
+	lease       *lease
 	coordinator bool
+	election    *concurrency.Election
+
+	primary      dcs.Primary
+	primaryRev   int64
+	rejoinReason string // set when a newer epoch made this node's database stale
+	followed     uint64 // epoch this standby last re-pointed itself for
 
 	joinMu sync.Mutex // admissions through this member, one at a time
 }
@@ -70,13 +87,16 @@ type Agent struct {
 func New(cfg config.Config, log *slog.Logger) *Agent {
 	self := cfg.BindAddress.Addr().String()
 	return &Agent{
-		cfg:      cfg,
-		log:      log.With("cluster", cfg.Cluster, "node", self),
-		self:     self,
-		bind:     cfg.BindAddress.String(),
-		peerURL:  url.URL{Scheme: "http", Host: cfg.BindAddress.String()},
-		adminURL: httpapi.URL(self, cfg.AdminPort),
-		fatal:    make(chan error, 4),
+		cfg:         cfg,
+		log:         log.With("cluster", cfg.Cluster, "node", self),
+		self:        self,
+		bind:        cfg.BindAddress.String(),
+		peerURL:     url.URL{Scheme: "http", Host: cfg.BindAddress.String()},
+		adminURL:    httpapi.URL(self, cfg.AdminPort),
+		fatal:       make(chan error, 4),
+		publishKick: make(chan struct{}, 1),
+		roleKick:    make(chan struct{}, 1),
+		coordKick:   make(chan struct{}, 1),
 	}
 }
 
@@ -89,6 +109,17 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	defer lock.release()
+	if !a.cfg.IsWitness {
+		if a.binDir, err = postgres.BinDir(a.cfg.DB.Bin); err != nil {
+			return fmt.Errorf("%w: %w", ErrRefused, err)
+		}
+	}
+	a.runner = hook.NewRunner(a.log)
+	level, _ := hook.ParseSeverity(a.cfg.NotificationLevel) // validated by config
+	a.notifier = hook.NewNotifier(hook.NotifyConfig{
+		Script: a.cfg.ScriptNotification, UserEmail: a.cfg.UserEmail, FromEmail: a.cfg.FromEmail,
+		Level: level, TextPrefix: a.cfg.NotificationTextPrefix, Timeout: a.cfg.ScriptTimeout,
+	}, hook.NewRunner(a.log), a.log) // its own runner: a notification never waits behind a fence script
 	if err := os.MkdirAll(a.cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state.dir: %w (set state.dir to a writable directory)", err)
 	}
@@ -120,13 +151,21 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	defer a.closeConsensus()
 
+	if err := a.store.ClearCleanStop(ctx, a.self); err != nil {
+		a.log.Warn("cannot clear the clean-stop marker", "err", err)
+	}
 	// stop-cluster requests older than this agent's start are history.
 	if r, err := a.cli.Get(ctx, a.store.StopKey()); err == nil {
 		a.startRev = r.Header.Revision
 	}
 	var wg sync.WaitGroup
 	loopCtx, cancel := context.WithCancel(ctx)
-	for _, loop := range []func(context.Context){a.sessionLoop, a.publishLoop, a.watchLoop, a.coordinatorLoop} {
+	loops := []func(context.Context){a.sessionLoop, a.publishLoop, a.watchLoop, a.coordinatorLoop, a.primaryLoop, a.roleLoop, a.fenceLoop,
+		func(ctx context.Context) { a.dbWatchLoop(ctx, a.primaryTarget) }}
+	if !a.cfg.IsWitness {
+		loops = append(loops, func(ctx context.Context) { a.dbWatchLoop(ctx, a.localTarget) })
+	}
+	for _, loop := range loops {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(loopCtx) }()
 	}
@@ -149,7 +188,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	a.mu.Unlock()
 	cancel()
 	wg.Wait()
-	a.leave(errors.Is(err, ErrStopCluster))
+	a.leave(errors.Is(err, ErrStopCluster), err == nil || errors.Is(err, ErrStopCluster))
 	if errors.Is(err, ErrRemoved) {
 		a.forgetMembership()
 	}
@@ -168,11 +207,19 @@ func (a *Agent) fail(err error) {
 // failure to wait out) and gives up the coordinator role. For stop-cluster
 // it then waits briefly for the other agents to go, so no agent is left
 // without a quorum before it has seen the request.
-func (a *Agent) leave(waitForOthers bool) {
+func (a *Agent) leave(waitForOthers, clean bool) {
 	a.mu.Lock()
 	sess := a.session
 	a.session = nil
 	a.mu.Unlock()
+	if clean {
+		// A clean stop is no failure (unless primary.shutdown.as.failure).
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := a.store.MarkCleanStop(ctx, a.self); err != nil {
+			a.log.Warn("cannot record the clean stop", "err", err)
+		}
+		cancel()
+	}
 	if sess != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_, _ = a.cli.Revoke(ctx, sess.Lease())

@@ -67,6 +67,13 @@ func (a *Agent) Report(ctx context.Context) (cluster.Report, error) {
 	}
 	sortAddrs(rep.Allowed)
 	rep.Messages = append(rep.Messages, snap.Problems...)
+	if snap.PrimaryRev != 0 {
+		p := snap.Primary
+		rep.Epoch, rep.PrimaryNode, rep.PrimaryPhase = p.Epoch, p.Node, string(p.Phase)
+		if p.Phase != dcs.PhasePromoted {
+			rep.Messages = append(rep.Messages, fmt.Sprintf("Failover to %s (epoch %d, replacing %s): %s. %s", p.Node, p.Epoch, p.Previous, p.Phase, p.Detail))
+		}
+	}
 	rep.Nodes = a.nodeReports(ctx, snap)
 	for _, n := range rep.Nodes {
 		if n.Agent == cluster.AgentDown {

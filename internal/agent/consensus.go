@@ -97,7 +97,10 @@ func (a *Agent) bootstrap(ctx context.Context, mc etcdmember.Config) error {
 	if err != nil && !errors.Is(err, dcs.ErrExists) {
 		return err
 	}
-	return nil
+	return a.store.InitPrimary(ctx, dcs.Primary{
+		Node: a.self, Epoch: 1, Phase: dcs.PhasePromoted, Timeline: obs.Timeline,
+		LastLSN: obs.CurrentLSN, Since: time.Now().UTC(), Reason: "the cluster was started on this primary",
+	})
 }
 
 func (a *Agent) join(ctx context.Context, mc etcdmember.Config, peers []string) error {

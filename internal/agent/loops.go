@@ -3,73 +3,72 @@ package agent
 import (
 	"context"
 	"fmt"
-	"math"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
+	"github.com/pgfm/pgfm/internal/cluster"
 	"github.com/pgfm/pgfm/internal/config"
+	"github.com/pgfm/pgfm/internal/dcs"
 )
 
 // sessionLoop keeps a lease of node.timeout (the agent's liveness, under
 // which its status lives) and campaigns for coordinator with it. A lost
 // lease (e.g. cut off from the majority) is replaced by a new one.
 func (a *Agent) sessionLoop(ctx context.Context) {
-	ttl := int(math.Ceil(a.cfg.NodeTimeout.Seconds()))
 	for ctx.Err() == nil {
-		sess, err := concurrency.NewSession(a.cli, concurrency.WithTTL(ttl), concurrency.WithContext(ctx))
+		l, err := grantLease(ctx, a.cli, a.cfg.NodeTimeout)
 		if err != nil {
 			a.log.Warn("cannot create the agent's lease; retrying", "err", err)
 			sleep(ctx, time.Second)
 			continue
 		}
-		a.checkTTL(ctx, sess, ttl)
+		if l.ttl > a.cfg.NodeTimeout.Round(time.Second) {
+			a.log.Warn("etcd granted a longer lease than node.timeout", "node_timeout", a.cfg.NodeTimeout, "granted", l.ttl)
+		}
+		sess, err := concurrency.NewSession(a.cli, concurrency.WithLease(l.id), concurrency.WithContext(ctx))
+		if err != nil {
+			a.log.Warn("cannot create the agent's session; retrying", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
 		a.mu.Lock()
-		a.session = sess
+		a.session, a.lease = sess, l
 		a.mu.Unlock()
 		a.publish(ctx)
 
-		el := concurrency.NewElection(sess, a.store.ElectionPrefix())
 		cctx, cancel := context.WithCancel(ctx)
-		go func() {
-			if err := el.Campaign(cctx, a.self); err != nil {
-				return
-			}
-			a.log.Info("this agent is now the membership coordinator")
-			a.mu.Lock()
-			a.coordinator = true
-			a.mu.Unlock()
-		}()
-		select {
-		case <-ctx.Done():
-		case <-sess.Done():
-			a.log.Warn("the agent's lease expired; its status was withdrawn until a new lease is granted")
+		go a.campaign(cctx, sess)
+		if err := l.keepAlive(cctx); ctx.Err() == nil {
+			a.log.Warn("the agent's lease was lost; its status is withdrawn until a new lease is granted", "err", err)
 		}
 		cancel()
 		a.mu.Lock()
 		if a.session == sess {
 			a.session = nil
 		}
-		a.coordinator = false
+		a.coordinator, a.election = false, nil
 		a.mu.Unlock()
 	}
 }
 
-// checkTTL warns when etcd raised the lease TTL (it never grants less than
-// 1.5 × its election timeout): node.timeout would then not hold.
-func (a *Agent) checkTTL(ctx context.Context, sess *concurrency.Session, want int) {
-	r, err := a.cli.TimeToLive(ctx, sess.Lease())
-	if err == nil && r.GrantedTTL > int64(want) {
-		a.log.Warn("etcd granted a longer lease than node.timeout", "node_timeout_s", want, "granted_s", r.GrantedTTL)
+// campaign waits to become the coordinator; the role lasts as long as sess.
+func (a *Agent) campaign(ctx context.Context, sess *concurrency.Session) {
+	el := concurrency.NewElection(sess, a.store.ElectionPrefix())
+	if err := el.Campaign(ctx, a.self); err != nil {
+		return
 	}
+	a.log.Info("this agent is now the membership coordinator")
+	a.mu.Lock()
+	a.coordinator, a.election = true, el
+	a.mu.Unlock()
 }
 
-// publishLoop observes the local database every local.period and
-// publishes the result.
+// publishLoop observes the local database (and the primary's, from
+// other nodes) every local.period, or at once when woken, and publishes.
 func (a *Agent) publishLoop(ctx context.Context) {
 	t := time.NewTicker(a.cfg.LocalPeriod)
 	defer t.Stop()
@@ -79,20 +78,34 @@ func (a *Agent) publishLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-a.publishKick:
 		}
 	}
 }
 
 func (a *Agent) publish(ctx context.Context) {
-	var obs = a.observeLocal(ctx)
+	a.publishMu.Lock()
+	defer a.publishMu.Unlock()
+	obs := a.observeLocal(ctx)
+	rec, _ := a.currentPrimary()
 	st := describe(a.cfg, a.self, a.bind, a.adminURL, obs, time.Now().UTC(), a.startedAt)
+	st.Epoch = rec.Epoch
+	st.PostmasterGone = !obs.Up && a.postmasterGone()
+	if rec.Node != "" && rec.Node != a.self {
+		pobs := a.observe(ctx, rec.Node, a.cfg.DB.Port, a.cfg.RemoteTimeout)
+		st.PrimaryProbe = &cluster.RemoteProbe{Node: rec.Node, DB: pobs, At: time.Now().UTC()}
+	}
 	a.mu.Lock()
+	if a.rejoinReason != "" && st.Type != cluster.Witness && (st.Type == cluster.Idle || st.Type == cluster.Primary) {
+		st.Type, st.IdleReason = cluster.Idle, a.rejoinReason
+	}
 	prev := a.status
 	a.status = st
 	sess := a.session
 	a.mu.Unlock()
 	if prev.Type != st.Type {
 		a.log.Info("node type", "type", st.Type, "was", prev.Type, "reason", st.IdleReason)
+		a.wake(a.roleKick)
 	}
 	if sess == nil {
 		return
@@ -101,7 +114,21 @@ func (a *Agent) publish(ctx context.Context) {
 	defer cancel()
 	if err := a.store.PublishStatus(pctx, sess.Lease(), st); err != nil && ctx.Err() == nil {
 		a.log.Warn("cannot publish status", "err", err)
+		return
 	}
+	a.recordPrimaryLSN(pctx, st)
+}
+
+// recordPrimaryLSN keeps the primary record's last known WAL position
+// current, so a failover can refuse standbys that never caught up.
+func (a *Agent) recordPrimaryLSN(ctx context.Context, st cluster.MemberStatus) {
+	rec, rev := a.currentPrimary()
+	if rec.Node != a.self || rec.Phase != dcs.PhasePromoted || st.Type != cluster.Primary || st.DB.CurrentLSN <= rec.LastLSN {
+		return
+	}
+	rec.LastLSN, rec.Timeline = st.DB.CurrentLSN, st.DB.Timeline
+	// A lost race (the record moved on) is fine: the next publish retries.
+	_, _ = a.store.UpdatePrimary(ctx, rev, rec)
 }
 
 // watchLoop follows membership (to keep .nodes current and to learn of our
@@ -122,15 +149,15 @@ func (a *Agent) watchLoop(ctx context.Context) {
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		nodes := a.cli.Watch(wctx, a.store.NodesPrefix(), clientv3.WithPrefix(), clientv3.WithRev(r.Header.Revision+1))
 		stop := a.cli.Watch(wctx, a.store.StopKey(), clientv3.WithRev(r.Header.Revision+1))
-		a.follow(ctx, nodes, stop)
+		a.followEvents(ctx, nodes, stop)
 		cancel()
 		sleep(ctx, 200*time.Millisecond)
 	}
 }
 
-// follow handles watch events until a channel closes (compaction, lost
+// followEvents handles watch events until a channel closes (compaction, lost
 // leader): the caller then re-reads and watches again.
-func (a *Agent) follow(ctx context.Context, nodes, stop clientv3.WatchChan) {
+func (a *Agent) followEvents(ctx context.Context, nodes, stop clientv3.WatchChan) {
 	own := a.store.NodeKey(a.self)
 	for {
 		select {
@@ -192,40 +219,6 @@ func (a *Agent) rewriteNodesFile(ctx context.Context) {
 		return
 	}
 	a.log.Info("rewrote the .nodes file", "file", a.cfg.NodesFile, "members", len(addrs))
-}
-
-// coordinatorLoop does the coordinator's housekeeping: promote learners
-// whose admitting agent went away before promoting them.
-func (a *Agent) coordinatorLoop(ctx context.Context) {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		a.mu.Lock()
-		coord := a.coordinator
-		a.mu.Unlock()
-		if !coord {
-			continue
-		}
-		lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		list, err := a.cli.MemberList(lctx)
-		if err == nil {
-			for _, m := range list.Members {
-				if m.IsLearner && m.Name != "" {
-					if _, err := a.cli.MemberPromote(lctx, m.ID); err == nil {
-						a.log.Info("promoted a learner to voter", "member", m.Name)
-					} else if !strings.Contains(err.Error(), "not in sync") {
-						a.log.Debug("cannot promote learner yet", "member", m.Name, "err", err)
-					}
-				}
-			}
-		}
-		cancel()
-	}
 }
 
 func sleep(ctx context.Context, d time.Duration) {

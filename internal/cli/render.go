@@ -37,6 +37,10 @@ type efmStatus struct {
 	MinimumStandbys       int                `json:"minimumstandbys"`
 	MissingNodes          []string           `json:"missingnodes"`
 	Messages              []string           `json:"messages"`
+	// pgfm's own: the primary record.
+	Epoch        uint64 `json:"epoch"`
+	Primary      string `json:"primary"`
+	PrimaryPhase string `json:"primaryPhase"`
 }
 
 // lsns are the replayed (or current, on a primary) and received positions
@@ -65,6 +69,9 @@ func toEFM(rep cluster.Report) efmStatus {
 		MinimumStandbys:       rep.MinimumStandbys,
 		MissingNodes:          nonNil(rep.MissingNodes),
 		Messages:              nonNil(rep.Messages),
+		Epoch:                 rep.Epoch,
+		Primary:               rep.PrimaryNode,
+		PrimaryPhase:          rep.PrimaryPhase,
 	}
 	for _, n := range rep.Nodes {
 		e := efmNode{Type: string(n.Type), Agent: string(n.Agent), DB: string(n.DB), VIP: n.VIP, VIPActive: n.VIPActive, IdleReason: n.IdleReason}
@@ -125,6 +132,9 @@ func renderText(w io.Writer, rep cluster.Report) {
 		coord = "(none)"
 	}
 	fmt.Fprintf(w, "\nMembership coordinator: %s\n", coord)
+	if rep.PrimaryNode != "" {
+		fmt.Fprintf(w, "\nPrimary record: %s, epoch %d (%s)\n", rep.PrimaryNode, rep.Epoch, rep.PrimaryPhase)
+	}
 	list("Standby priority host list", rep.FailoverPriority)
 
 	fmt.Fprint(w, "\nPromote Status:\n\n")

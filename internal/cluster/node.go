@@ -119,6 +119,11 @@ type Report struct {
 	MinimumStandbys  int          `json:"minimum_standbys"`
 	MissingNodes     []string     `json:"missing_nodes"`
 	Messages         []string     `json:"messages"`
+	// The primary record: which node the cluster names primary, by which
+	// epoch, and how far its promotion has got.
+	Epoch        uint64 `json:"epoch"`
+	PrimaryNode  string `json:"primary_node"`
+	PrimaryPhase string `json:"primary_phase"`
 }
 
 // NodeReport is one node's line in a Report.

@@ -115,7 +115,7 @@ func remoteStale(addr string) edit {
 	}
 }
 
-func dbFailed(addr string) edit   { return both(localDBDown(addr), remoteDown(addr)) }
+func dbFailed(addr string) edit { return both(localDBDown(addr), remoteDown(addr)) }
 
 // postmasterGone: addr's agent found no postmaster process.
 func postmasterGone(addr string) edit {

@@ -1,0 +1,66 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/pgfm/pgfm/internal/hook"
+)
+
+// fenceLoop guards invariant 1 on the primary: when the agent's lease may
+// no longer be renewed in time (the node is cut off from the majority, or
+// etcd cannot commit), the database stops accepting writes before the
+// lease can have expired anywhere else (stop.isolated.primary).
+func (a *Agent) fenceLoop(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	// Stop before the lease's end with room for pg_ctl to act.
+	margin := min(time.Second, a.cfg.NodeTimeout/4)
+	var held *lease
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		a.mu.Lock()
+		if a.lease != nil {
+			held = a.lease
+		}
+		st := a.status
+		a.mu.Unlock()
+		rec, _ := a.currentPrimary()
+		if held == nil || rec.Node != a.self || !st.DB.Up || st.DB.InRecovery {
+			continue
+		}
+		if held.valid(time.Now().Add(margin)) {
+			continue
+		}
+		a.fenceIsolated(ctx, held.until())
+		held = nil // fence once per lost lease
+	}
+}
+
+func (a *Agent) fenceIsolated(ctx context.Context, until time.Time) {
+	why := fmt.Sprintf("the agent could not renew its lease (valid until %s): this node is cut off from the cluster's majority", until.Format(time.RFC3339Nano))
+	if !a.cfg.StopIsolatedPrimary {
+		a.log.Error("isolated primary; stop.isolated.primary=false leaves its database running", "why", why)
+		a.notify(ctx, hook.Severe, "Primary isolated", why+"; stop.isolated.primary=false: the database keeps running.")
+		return
+	}
+	a.setRejoin("database stopped: " + why)
+	a.log.Error("fencing the isolated primary's database", "why", why)
+	srv := a.server()
+	if err := srv.EnsureStandbySignal(); err != nil {
+		a.log.Error("cannot write standby.signal", "err", err)
+	}
+	if err := srv.Stop(ctx, "immediate", a.cfg.LocalTimeout+5*time.Second); err != nil {
+		a.log.Error("cannot stop the isolated primary's database", "err", err)
+	}
+	a.notify(ctx, hook.Severe, "Isolated primary database shutdown", why+"; its database was stopped.")
+	if a.cfg.ScriptPrimaryIsolated != "" {
+		a.runScript(ctx, "script.primary.isolated", a.cfg.ScriptPrimaryIsolated, hook.Placeholders{FailedPrimary: a.self, Node: a.self, Owner: a.cfg.DB.ServiceOwner})
+	}
+	a.wake(a.publishKick)
+}

@@ -1,0 +1,220 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/pgfm/pgfm/internal/cluster"
+	"github.com/pgfm/pgfm/internal/dcs"
+	"github.com/pgfm/pgfm/internal/hook"
+	"github.com/pgfm/pgfm/internal/postgres"
+)
+
+// roleLoop makes the local database agree with the primary record: the
+// named node promotes itself (after fencing), the others follow it, and a
+// database that is writable without being named is stopped. Every step is
+// idempotent, so a restarted agent simply resumes (DESIGN.md §3).
+func (a *Agent) roleLoop(ctx context.Context) {
+	t := time.NewTicker(a.cfg.LocalPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-a.roleKick:
+		}
+		if !a.cfg.IsWitness {
+			a.reconcile(ctx)
+		}
+	}
+}
+
+func (a *Agent) reconcile(ctx context.Context) {
+	rec, rev := a.currentPrimary()
+	if rec.Node == "" {
+		return
+	}
+	a.mu.Lock()
+	st := a.status
+	a.mu.Unlock()
+	switch {
+	case rec.Node == a.self && rec.Phase == dcs.PhasePromoting:
+		a.promoteSelf(ctx, rec, rev)
+	case rec.Node == a.self:
+		a.setRejoin("")
+	case st.DB.Up && !st.DB.InRecovery:
+		a.fenceStale(ctx, rec, "is writable but the cluster's primary is "+rec.Node)
+	case !st.DB.Up && st.Type != cluster.Witness:
+		// A database that is down stays unable to come back writable.
+		if err := a.server().EnsureStandbySignal(); err != nil {
+			a.log.Warn("cannot write standby.signal", "err", err)
+		}
+	case st.DB.InRecovery && rec.Phase == dcs.PhasePromoted && a.rejoinNeeded() == "":
+		a.follow(ctx, rec, st)
+	}
+}
+
+// server is the local PostgreSQL server's control handle.
+func (a *Agent) server() postgres.Server {
+	db := a.cfg.DB
+	return postgres.Server{BinDir: a.binDir, Owner: db.ServiceOwner, DataDir: db.DataDir, ConfigDir: db.ConfigDir}
+}
+
+func (a *Agent) localConnString() string {
+	db := a.cfg.DB
+	return postgres.ConnString(a.self, db.Port, db.User, db.Database, db.SSLMode, a.cfg.LocalTimeout)
+}
+
+func (a *Agent) rejoinNeeded() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.rejoinReason
+}
+
+func (a *Agent) setRejoin(reason string) {
+	a.mu.Lock()
+	a.rejoinReason = reason
+	a.mu.Unlock()
+}
+
+// fenceStale stops a database that must not accept writes: an old primary
+// after a failover. It also leaves standby.signal so that nothing restarts
+// it as a primary; bringing it back is a rejoin.
+func (a *Agent) fenceStale(ctx context.Context, rec dcs.Primary, why string) {
+	reason := fmt.Sprintf("database stopped: epoch %d named %s primary; this node needs a rejoin", rec.Epoch, rec.Node)
+	a.setRejoin(reason)
+	a.log.Error("fencing the local database: it "+why, "epoch", rec.Epoch)
+	srv := a.server()
+	if err := srv.EnsureStandbySignal(); err != nil {
+		a.log.Error("cannot write standby.signal", "err", err)
+	}
+	if err := srv.Stop(ctx, "immediate", a.cfg.LocalTimeout+5*time.Second); err != nil {
+		a.log.Error("cannot stop the stale primary's database", "err", err)
+	}
+	a.notify(ctx, hook.Severe, "Primary database being fenced off", fmt.Sprintf("The database on %s %s; it was stopped. %s.", a.self, why, reason))
+	a.wake(a.publishKick)
+}
+
+// promoteSelf carries out a failover that named this node: wait until the
+// old primary is out of the way, run script.fence, promote, record it,
+// run script.post.promotion.
+func (a *Agent) promoteSelf(ctx context.Context, rec dcs.Primary, rev int64) {
+	a.setRejoin("")
+	obs := a.observeLocal(ctx)
+	if obs.Up && !obs.InRecovery {
+		a.finishPromotion(ctx, rec, rev, obs) // done before a crash or restart
+		return
+	}
+	if !a.oldPrimaryOut(ctx, rec) {
+		return
+	}
+	a.notify(ctx, hook.Warning, "Promotion has started", fmt.Sprintf("Promoting %s to replace %s (epoch %d): %s", a.self, rec.Previous, rec.Epoch, rec.Reason))
+	vars := hook.Placeholders{NewPrimary: a.self, FailedPrimary: rec.Previous, Node: a.self, Owner: a.cfg.DB.ServiceOwner}
+	if a.cfg.ScriptFence != "" {
+		res := a.runScript(ctx, "script.fence", a.cfg.ScriptFence, vars)
+		if res.Outcome != hook.OK {
+			a.failPromotion(ctx, rec, rev, dcs.PhaseFenceFailed, "Fencing script error",
+				fmt.Sprintf("script.fence %s (exit %d); the failover was not done. Output: %s", res.Outcome, res.ExitCode, res.Output))
+			return
+		}
+	}
+	pctx, cancel := context.WithTimeout(ctx, a.cfg.LocalTimeout+30*time.Second)
+	err := a.server().Promote(pctx, a.localConnString(), 30*time.Second)
+	cancel()
+	if err != nil {
+		a.failPromotion(ctx, rec, rev, dcs.PhasePromoteFailed, "Could not promote standby", err.Error())
+		return
+	}
+	obs = a.observeLocal(ctx)
+	if !obs.Up || obs.InRecovery {
+		a.failPromotion(ctx, rec, rev, dcs.PhasePromoteFailed, "Could not promote standby", "the database is still in recovery after promotion")
+		return
+	}
+	a.finishPromotion(ctx, rec, rev, obs)
+	if a.cfg.ScriptPostPromotion != "" {
+		a.runScript(ctx, "script.post.promotion", a.cfg.ScriptPostPromotion, vars)
+	}
+}
+
+// oldPrimaryOut waits until the failed primary's agent is gone (lease
+// expired) or has seen the new epoch with its database down, so no standby
+// is promoted while the old primary may still accept writes.
+func (a *Agent) oldPrimaryOut(ctx context.Context, rec dcs.Primary) bool {
+	if rec.Previous == "" {
+		return true
+	}
+	deadline := time.Now().Add(2 * a.cfg.NodeTimeout)
+	for {
+		snap, err := a.store.Snapshot(ctx)
+		if err == nil {
+			st, alive := snap.Status[rec.Previous]
+			if !alive || (st.Epoch >= rec.Epoch && !st.DB.Up) {
+				return true
+			}
+			if snap.PrimaryRev != 0 && snap.Primary.Epoch != rec.Epoch {
+				return false // the record moved on
+			}
+		}
+		if time.Now().After(deadline) {
+			a.log.Warn("the old primary's agent still holds its lease without confirming its database is down; waiting", "old", rec.Previous)
+			deadline = time.Now().Add(2 * a.cfg.NodeTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (a *Agent) finishPromotion(ctx context.Context, rec dcs.Primary, rev int64, obs cluster.DBObservation) {
+	next := rec
+	next.Phase, next.Timeline, next.LastLSN, next.Since = dcs.PhasePromoted, obs.Timeline, obs.CurrentLSN, time.Now().UTC()
+	ok, err := a.store.UpdatePrimary(ctx, rev, next)
+	if err != nil || !ok {
+		a.log.Warn("cannot record the promotion yet; retrying", "err", err)
+		return
+	}
+	a.log.Info("promoted: this node is the primary", "epoch", rec.Epoch, "timeline", obs.Timeline, "lsn", obs.CurrentLSN)
+	a.notify(ctx, hook.Warning, "Failover has completed", fmt.Sprintf("%s is the new primary of cluster %s (epoch %d, timeline %d), replacing %s.", a.self, a.cfg.Cluster, rec.Epoch, obs.Timeline, rec.Previous))
+	a.wake(a.publishKick)
+}
+
+func (a *Agent) failPromotion(ctx context.Context, rec dcs.Primary, rev int64, phase dcs.Phase, subject, detail string) {
+	next := rec
+	next.Phase, next.Detail = phase, detail
+	if _, err := a.store.UpdatePrimary(ctx, rev, next); err != nil {
+		a.log.Error("cannot record the failed promotion", "err", err)
+	}
+	a.log.Error(subject, "detail", detail)
+	a.notify(ctx, hook.Severe, subject, detail+" The cluster waits for an operator.")
+}
+
+// follow re-points a standby at the new primary once per epoch
+// (auto.reconfigure), so the standby streams on the new timeline.
+func (a *Agent) follow(ctx context.Context, rec dcs.Primary, st cluster.MemberStatus) {
+	if !a.cfg.AutoReconfigure || rec.Epoch <= a.followedEpoch() {
+		return
+	}
+	if st.DB.SenderHost == rec.Node && st.DB.WalReceiver == "streaming" {
+		a.setFollowedEpoch(rec.Epoch)
+		return
+	}
+	app := a.cfg.ApplicationName
+	if app == "" {
+		app = a.self
+	}
+	restart, err := a.server().Follow(ctx, a.localConnString(), rec.Node, a.cfg.DB.Port, a.cfg.DB.User, app)
+	if err == nil && restart {
+		err = a.server().Restart(ctx, a.cfg.LocalTimeout+60*time.Second)
+	}
+	if err != nil {
+		a.log.Warn("cannot re-point this standby at the new primary; retrying", "primary", rec.Node, "err", err)
+		return
+	}
+	a.setFollowedEpoch(rec.Epoch)
+	a.log.Info("following the new primary", "primary", rec.Node, "epoch", rec.Epoch)
+	a.notify(ctx, hook.Info, "Standby reconfigured", fmt.Sprintf("Standby %s now follows %s (epoch %d).", a.self, rec.Node, rec.Epoch))
+}
