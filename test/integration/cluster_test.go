@@ -35,6 +35,9 @@ type efmStatus struct {
 	MinimumStandbys       int      `json:"minimumstandbys"`
 	MissingNodes          []string `json:"missingnodes"`
 	Messages              []string `json:"messages"`
+	Epoch                 uint64   `json:"epoch"`
+	Primary               string   `json:"primary"`
+	PrimaryPhase          string   `json:"primaryPhase"`
 }
 
 // status runs cluster-status-json on n; an answer that is not JSON (the

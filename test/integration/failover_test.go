@@ -1,0 +1,225 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pgfm/pgfm/internal/testenv"
+)
+
+// failoverCluster is a primary, two standbys and a witness with agents
+// running, a fence and a post-promotion script that record their
+// arguments, and a client writing throughout.
+type failoverCluster struct {
+	*testenv.AgentCluster
+	writer            *testenv.Writer
+	fenceLog, postLog string
+}
+
+func writeScript(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newFailoverCluster(t *testing.T, props map[string]string) *failoverCluster {
+	t.Helper()
+	dir := testenv.TempDir(t)
+	fc := &failoverCluster{fenceLog: filepath.Join(dir, "fence.log"), postLog: filepath.Join(dir, "post.log")}
+	writeScript(t, filepath.Join(dir, "fence.sh"), `echo "$@" >> `+fc.fenceLog)
+	writeScript(t, filepath.Join(dir, "post.sh"), `echo "$@" >> `+fc.postLog)
+	all := map[string]string{
+		"script.fence":          filepath.Join(dir, "fence.sh") + " %p %f",
+		"script.post.promotion": filepath.Join(dir, "post.sh") + " %p %f",
+	}
+	for k, v := range props {
+		all[k] = v
+	}
+	fc.AgentCluster = testenv.NewAgentCluster(t, testenv.AgentOptions{Standbys: 2, Witnesses: 1, Props: all})
+	fc.StartAll(t)
+	waitStatus(t, fc.Nodes[3], 60*time.Second, "a healthy cluster", func(st efmStatus, code int) error {
+		if code != 0 || len(st.Nodes) != 4 {
+			return fmt.Errorf("exit %d: %+v", code, st)
+		}
+		return nil
+	})
+	var hosts []string
+	for _, n := range fc.PG.Nodes {
+		hosts = append(hosts, n.Host)
+	}
+	fc.writer = testenv.StartWriter(t, fc.PG.Primary(), hosts, fc.PG.Port)
+	fc.writer.WaitAcked(t, fc.Primary().Host, 30*time.Second)
+	return fc
+}
+
+// waitNewPrimary waits until a node other than old is the promoted primary
+// as the witness reports it.
+func (fc *failoverCluster) waitNewPrimary(t *testing.T, old *testenv.Node, timeout time.Duration) *testenv.Node {
+	t.Helper()
+	var winner string
+	waitStatus(t, fc.Nodes[3], timeout, "a new primary", func(st efmStatus, code int) error {
+		if st.Primary == "" || st.Primary == old.Host || st.PrimaryPhase != "promoted" {
+			return fmt.Errorf("primary record %s (%s) epoch %d; messages %v", st.Primary, st.PrimaryPhase, st.Epoch, st.Messages)
+		}
+		if n := st.Nodes[st.Primary]; n.Type != "Primary" || n.DB != "UP" {
+			return fmt.Errorf("new primary %s reported as %+v", st.Primary, n)
+		}
+		winner = st.Primary
+		return nil
+	})
+	for _, n := range fc.Nodes {
+		if n.Host == winner {
+			return n
+		}
+	}
+	t.Fatalf("new primary %s is no node of the cluster", winner)
+	return nil
+}
+
+// checkAfterFailover asserts what every failover must leave behind.
+func (fc *failoverCluster) checkAfterFailover(t *testing.T, old, np *testenv.Node) {
+	t.Helper()
+	fc.writer.WaitAcked(t, np.Host, 30*time.Second)
+	fc.writer.Stop()
+	gap, late := testenv.History(fc.writer.Acked(), old.Host, np.Host)
+	t.Logf("write unavailability: %s", gap)
+	if len(late) > 0 {
+		t.Fatalf("%d writes acknowledged by the old primary %s after the new primary %s took its first: %v", len(late), old.Host, np.Host, late)
+	}
+	fence, _ := os.ReadFile(fc.fenceLog)
+	if want := np.Host + " " + old.Host; strings.TrimSpace(string(fence)) != want {
+		t.Fatalf("script.fence ran with %q, want %q once", fence, want)
+	}
+	testenv.WaitFor(t, 30*time.Second, "post-promotion script", func() (bool, error) {
+		post, _ := os.ReadFile(fc.postLog)
+		return check(strings.TrimSpace(string(post)) == np.Host+" "+old.Host, "script.post.promotion ran with %q", post)
+	})
+	// The other standby streams from the new primary, on its timeline.
+	var other *testenv.Node
+	for _, n := range fc.Nodes[:3] {
+		if n != old && n != np {
+			other = n
+		}
+	}
+	np.PG.Exec(t, "CREATE TABLE IF NOT EXISTS after_failover(i int); INSERT INTO after_failover VALUES (42)")
+	testenv.WaitFor(t, 60*time.Second, "the other standby follows the new primary", func() (bool, error) {
+		var sender string
+		var n int
+		if err := other.PG.TryQueryRow("SELECT coalesce((SELECT sender_host FROM pg_stat_wal_receiver), '')", &sender); err != nil {
+			return false, err
+		}
+		if sender != np.Host {
+			return false, fmt.Errorf("standby %s streams from %q", other.Name, sender)
+		}
+		if err := other.PG.TryQueryRow("SELECT count(*) FROM after_failover", &n); err != nil {
+			return false, err
+		}
+		return check(n == 1, "row not replicated yet")
+	})
+}
+
+// oldPrimaryNotWritable: the old primary's database, started by hand,
+// comes up in recovery (its agent left standby.signal).
+func oldPrimaryNotWritable(t *testing.T, old *testenv.Node) {
+	t.Helper()
+	testenv.WaitFor(t, 30*time.Second, "old primary's database stopped", func() (bool, error) {
+		return check(!old.PG.Running(t), "old primary's database still runs")
+	})
+	if _, err := os.Stat(filepath.Join(old.PG.DataDir, "standby.signal")); err != nil {
+		t.Fatalf("the old primary has no standby.signal: %v", err)
+	}
+	old.PG.Start(t)
+	var rec bool
+	old.PG.QueryRow(t, "SELECT pg_is_in_recovery()", &rec)
+	if !rec {
+		t.Fatal("the old primary came back writable")
+	}
+}
+
+func TestFailoverPostmasterKilled(t *testing.T) {
+	fc := newFailoverCluster(t, nil)
+	old := fc.Primary()
+	old.PG.Kill(t)
+	np := fc.waitNewPrimary(t, old, 60*time.Second)
+	fc.checkAfterFailover(t, old, np)
+	oldPrimaryNotWritable(t, old)
+}
+
+func TestFailoverNodeCrash(t *testing.T) {
+	fc := newFailoverCluster(t, nil)
+	old := fc.Primary()
+	old.Kill(t)
+	old.PG.Kill(t)
+	np := fc.waitNewPrimary(t, old, 60*time.Second)
+	fc.checkAfterFailover(t, old, np)
+}
+
+func TestFailoverNodeFrozen(t *testing.T) {
+	fc := newFailoverCluster(t, nil)
+	old := fc.Primary()
+	old.Signal(syscall.SIGSTOP)
+	old.PG.Signal(t, syscall.SIGSTOP)
+	np := fc.waitNewPrimary(t, old, 60*time.Second)
+	fc.writer.WaitAcked(t, np.Host, 30*time.Second)
+	// Thawed, the old primary's agent finds its lease gone and fences.
+	old.Signal(syscall.SIGCONT)
+	old.PG.Signal(t, syscall.SIGCONT)
+	fc.checkAfterFailover(t, old, np)
+	oldPrimaryNotWritable(t, old)
+}
+
+func TestNoFailoverWhenOnlyThePrimaryAgentDies(t *testing.T) {
+	fc := newFailoverCluster(t, nil)
+	old := fc.Primary()
+	old.Kill(t)
+	killed := time.Now()
+	waitStatus(t, fc.Nodes[3], 30*time.Second, "primary agent DOWN", func(st efmStatus, code int) error {
+		if n := st.Nodes[old.Host]; n.Agent != "DOWN" || n.DB != "UP" {
+			return fmt.Errorf("primary %+v", n)
+		}
+		return nil
+	})
+	// Three node.timeouts later the database still is the only primary.
+	for time.Since(killed) < 9*time.Second {
+		st, _, err := status(t, fc.Nodes[3])
+		if err == nil && (st.Primary != old.Host || st.Epoch != 1) {
+			t.Fatalf("failover after only the primary's agent died: %+v", st)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	fc.writer.Stop()
+	acked := fc.writer.Acked()
+	if last := acked[len(acked)-1]; last.Server != old.Host || last.At.Before(killed) {
+		t.Fatalf("writes stopped on the primary after its agent died: last %+v", last)
+	}
+}
+
+func TestFailingFenceScriptStopsPromotion(t *testing.T) {
+	dir := testenv.TempDir(t)
+	writeScript(t, filepath.Join(dir, "fence.sh"), "echo cannot reach the power switch; exit 7")
+	fc := newFailoverCluster(t, map[string]string{"script.fence": filepath.Join(dir, "fence.sh") + " %p %f"})
+	old := fc.Primary()
+	old.PG.Kill(t)
+	st := waitStatus(t, fc.Nodes[3], 60*time.Second, "the failover stopped by the fence script", func(st efmStatus, code int) error {
+		if st.PrimaryPhase != "fence-failed" {
+			return fmt.Errorf("primary record %s (%s) epoch %d", st.Primary, st.PrimaryPhase, st.Epoch)
+		}
+		return nil
+	})
+	if !strings.Contains(strings.Join(st.Messages, " "), "script.fence") {
+		t.Fatalf("cluster-status does not say why: %v", st.Messages)
+	}
+	for _, n := range fc.PG.Standbys() {
+		var rec bool
+		n.QueryRow(t, "SELECT pg_is_in_recovery()", &rec)
+		if !rec {
+			t.Fatalf("standby %s was promoted although script.fence failed", n.Name)
+		}
+	}
+}
