@@ -7,7 +7,7 @@ LDFLAGS   := -X github.com/pgfm/pgfm/internal/version.Version=$(VERSION)
 TEST_ENV  := PGFM_REQUIRE_INTEGRATION=1
 FUZZTIME  ?= 30s
 
-.PHONY: all build test unit vet fuzz demo clean
+.PHONY: all build test unit vet fuzz demo bench clean
 
 all: build
 
@@ -39,6 +39,12 @@ fuzz:
 # (DEMO_KEEP=1 leaves it running).
 demo: build
 	bash scripts/demo.sh
+
+# Failover benchmark (not a test): real clusters, a client writing every
+# 10 ms, faults injected; prints the write-unavailability table.
+# BENCH_RUNS=N runs per scenario (default 5).
+bench: build
+	$(TEST_ENV) PGFM_TEST_BINARY=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m -count 1 ./test/bench/
 
 clean:
 	rm -rf bin
