@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# pgfm demonstration: a primary, a streaming standby and a witness on
+# pgfm demonstration: a primary, two streaming standbys and a witness on
 # loopback addresses, each with its own pgfm agent, using this machine's
-# PostgreSQL. Prints cluster-status, then removes everything unless
-# DEMO_KEEP=1. Run it with `make demo`.
+# PostgreSQL. Prints cluster-status, kills the primary's postmaster, shows
+# the failover step by step and the status after it, then removes
+# everything unless DEMO_KEEP=1. Run it with `make demo`.
 set -euo pipefail
 
 PGFM=${PGFM:-$(cd "$(dirname "$0")/.." && pwd)/bin/pgfm}
 PGBIN=${PGFM_PG_BIN:-$(pg_config --bindir)}
 CLUSTER=demo
-HOSTS=(127.0.0.21 127.0.0.22 127.0.0.23)   # primary, standby, witness
-NAMES=(primary standby witness)
+HOSTS=(127.0.0.21 127.0.0.22 127.0.0.23 127.0.0.24)   # primary, 2 standbys, witness
+NAMES=(primary standby1 standby2 witness)
+DBNODES=(primary standby1 standby2)
 DBPORT=${DEMO_DB_PORT:-15432}
 BINDPORT=${DEMO_BIND_PORT:-17800}
 ADMINPORT=${DEMO_ADMIN_PORT:-17809}
@@ -28,12 +30,12 @@ as_postgres() {
 cleanup() {
   if [ "${DEMO_KEEP:-0}" = 1 ]; then
     echo; echo "demo: left running in $DIR (agents: ${AGENT_PIDS[*]}); stop with:"
-    echo "  kill ${AGENT_PIDS[*]}; for d in $DIR/{primary,standby}/data; do $PGBIN/pg_ctl -D \$d stop -m fast; done"
+    echo "  kill ${AGENT_PIDS[*]}; for d in $DIR/{primary,standby1,standby2}/data; do $PGBIN/pg_ctl -D \$d stop -m fast; done"
     return
   fi
   for pid in "${AGENT_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${AGENT_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  for n in primary standby; do
+  for n in "${DBNODES[@]}"; do
     [ -f "$DIR/$n/data/postmaster.pid" ] && as_postgres "$PGBIN/pg_ctl" -D "$DIR/$n/data" stop -m immediate -w >/dev/null 2>&1 || true
   done
   rm -rf "$DIR"
@@ -42,10 +44,10 @@ trap cleanup EXIT
 
 step() { printf '\n== %s\n' "$*"; }
 
-for i in 0 1 2; do
-  mkdir -p "$DIR/${NAMES[$i]}"/{etc,state,log,lock,sock}
+for n in "${NAMES[@]}"; do
+  mkdir -p "$DIR/$n"/{etc,state,log,lock,sock}
 done
-chown -R postgres: "$DIR/primary" "$DIR/standby" 2>/dev/null || true
+for n in "${DBNODES[@]}"; do chown -R postgres: "$DIR/$n" 2>/dev/null || true; done
 
 step "PostgreSQL: primary on ${HOSTS[0]}:$DBPORT"
 as_postgres "$PGBIN/initdb" -D "$DIR/primary/data" -U postgres --auth=trust >/dev/null
@@ -64,16 +66,19 @@ host replication all 127.0.0.0/8 trust
 HBA
 as_postgres "$PGBIN/pg_ctl" -D "$DIR/primary/data" -l "$DIR/primary/postgres.log" -w start >/dev/null
 
-step "PostgreSQL: standby on ${HOSTS[1]}:$DBPORT (pg_basebackup from the primary)"
-as_postgres "$PGBIN/pg_basebackup" -h "${HOSTS[0]}" -p "$DBPORT" -U postgres -D "$DIR/standby/data" -R -X stream \
-  -d "application_name=standby"
-cat >>"$DIR/standby/data/postgresql.conf" <<CONF
-listen_addresses = '${HOSTS[1]}'
-unix_socket_directories = '$DIR/standby/sock'
+for i in 1 2; do
+  n=${NAMES[$i]}
+  step "PostgreSQL: $n on ${HOSTS[$i]}:$DBPORT (pg_basebackup from the primary)"
+  as_postgres "$PGBIN/pg_basebackup" -h "${HOSTS[0]}" -p "$DBPORT" -U postgres -D "$DIR/$n/data" -R -X stream \
+    -d "application_name=$n"
+  cat >>"$DIR/$n/data/postgresql.conf" <<CONF
+listen_addresses = '${HOSTS[$i]}'
+unix_socket_directories = '$DIR/$n/sock'
 CONF
-as_postgres "$PGBIN/pg_ctl" -D "$DIR/standby/data" -l "$DIR/standby/postgres.log" -w start >/dev/null
+  as_postgres "$PGBIN/pg_ctl" -D "$DIR/$n/data" -l "$DIR/$n/postgres.log" -w start >/dev/null
+done
 
-for i in 0 1 2; do
+for i in "${!NAMES[@]}"; do
   n=${NAMES[$i]}
   {
     echo "# $n: $CLUSTER.properties (see packaging/cluster.properties.sample)"
@@ -110,7 +115,7 @@ step "pgfm agent on the primary (its empty $CLUSTER.nodes makes it start the clu
 echo "\$ pgfm agent $CLUSTER"
 start_agent primary
 
-for i in 1 2; do
+for i in 1 2 3; do
   n=${NAMES[$i]}
   step "pgfm agent on the $n: allowed first, then it joins through the primary"
   echo "\$ pgfm allow-node $CLUSTER ${HOSTS[$i]}    # on the primary"
@@ -135,4 +140,37 @@ pgfm primary cluster-status-json "$CLUSTER"
 
 step "the primary's $CLUSTER.nodes, kept current by its agent"
 cat "$DIR/primary/etc/$CLUSTER.nodes"
+
+step "failover: kill -9 the primary's postmaster"
+primary_of() { pgfm witness cluster-status-json "$CLUSTER" 2>/dev/null | sed -n 's/^  "primary": "\(.*\)",$/\1/p'; }
+phase_of() { pgfm witness cluster-status-json "$CLUSTER" 2>/dev/null | sed -n 's/^  "primaryPhase": "\(.*\)"$/\1/p'; }
+as_postgres psql -h "${HOSTS[0]}" -p "$DBPORT" -U postgres -qc "CREATE TABLE demo(t text); INSERT INTO demo VALUES ('written before the failover')"
+t0=$(date +%s.%N)
+kill -9 "$(head -1 "$DIR/primary/data/postmaster.pid")"
+echo "killed at $(date -u +%H:%M:%S.%3N)"
+new=""
+for _ in $(seq 1 300); do
+  p=$(primary_of); ph=$(phase_of)
+  if [ -n "$p" ] && [ "$p" != "${HOSTS[0]}" ] && [ "$ph" = promoted ]; then new=$p; break; fi
+  sleep 0.1
+done
+t1=$(date +%s.%N)
+[ -n "$new" ] || { echo "demo: no failover within 30 s"; exit 1; }
+printf 'new primary %s, promoted %.2f s after the kill\n' "$new" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')"
+
+step "what the agents did, in order (from their logs)"
+for n in "${NAMES[@]}"; do
+  grep -hE 'failover committed|Promotion has started|ran script|promoted: this node|following the new primary|fencing the local database|node type' "$DIR/$n/log/$CLUSTER.log" 2>/dev/null \
+    | sed -n "s/^time=\([^ ]*\) level=[A-Z]* msg=/\1 [$n] /p"
+done | sort | awk -v t="$(date -u -d @"${t0%.*}" +%Y-%m-%dT%H:%M:%S)" '$1 >= t' | cut -c12-
+
+step "why that standby: the candidates (most WAL, then priority, then address)"
+for i in 1 2; do
+  printf '%s: ' "${NAMES[$i]}"
+  as_postgres psql -h "${HOSTS[$i]}" -p "$DBPORT" -U postgres -Atc "SELECT 'in recovery ' || pg_is_in_recovery() || ', received ' || coalesce(pg_last_wal_receive_lsn()::text, '-') || ', current ' || CASE WHEN pg_is_in_recovery() THEN '-' ELSE pg_current_wal_lsn()::text END" 2>&1
+done
+
+step "pgfm cluster-status $CLUSTER after the failover"
+for _ in $(seq 1 100); do pgfm witness cluster-status "$CLUSTER" >/dev/null 2>&1 && break; sleep 0.2; done
+pgfm witness cluster-status "$CLUSTER" || true
 exit $rc

@@ -79,6 +79,14 @@ type Agent struct {
 	primaryRev   int64
 	rejoinReason string // set when a newer epoch made this node's database stale
 	followed     uint64 // epoch this standby last re-pointed itself for
+	idle         *idleState
+	observedOnce bool
+	// lastResumeTry paces auto.resume.*.period; only publish touches it.
+	lastResumeTry time.Time
+	// restartingUntil: a local restart of the primary's postmaster is under
+	// way (primary.restart.timeout) and holds failover back until then.
+	restartingUntil time.Time
+	restartTried    bool // one local restart per crash
 
 	joinMu sync.Mutex // admissions through this member, one at a time
 }
@@ -160,7 +168,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	var wg sync.WaitGroup
 	loopCtx, cancel := context.WithCancel(ctx)
-	loops := []func(context.Context){a.sessionLoop, a.publishLoop, a.watchLoop, a.coordinatorLoop, a.primaryLoop, a.roleLoop, a.fenceLoop,
+	loops := []func(context.Context){a.sessionLoop, a.publishLoop, a.watchLoop, a.coordinatorLoop, a.primaryLoop, a.roleLoop, a.fenceLoop, a.leaderLoop,
 		func(ctx context.Context) { a.dbWatchLoop(ctx, a.primaryTarget) }}
 	if !a.cfg.IsWitness {
 		loops = append(loops, func(ctx context.Context) { a.dbWatchLoop(ctx, a.localTarget) })

@@ -91,13 +91,28 @@ func (a *Agent) publish(ctx context.Context) {
 	st := describe(a.cfg, a.self, a.bind, a.adminURL, obs, time.Now().UTC(), a.startedAt)
 	st.Epoch = rec.Epoch
 	st.PostmasterGone = !obs.Up && a.postmasterGone()
+	if st.PostmasterGone && a.wantPrimary() {
+		a.restartLocally(ctx)
+	} else if obs.Up {
+		a.mu.Lock()
+		a.restartTried = false
+		a.mu.Unlock()
+	}
+	a.trackIdle(ctx, obs)
 	if rec.Node != "" && rec.Node != a.self {
 		pobs := a.observe(ctx, rec.Node, a.cfg.DB.Port, a.cfg.RemoteTimeout)
 		st.PrimaryProbe = &cluster.RemoteProbe{Node: rec.Node, DB: pobs, At: time.Now().UTC()}
 	}
 	a.mu.Lock()
-	if a.rejoinReason != "" && st.Type != cluster.Witness && (st.Type == cluster.Idle || st.Type == cluster.Primary) {
+	if a.idle != nil {
+		st.Type, st.IdleReason = cluster.Idle, a.idle.Reason
+	}
+	if a.rejoinReason != "" && st.Type != cluster.Witness {
 		st.Type, st.IdleReason = cluster.Idle, a.rejoinReason
+	}
+	if time.Now().Before(a.restartingUntil) {
+		st.RestartingUntil = a.restartingUntil
+		st.PostmasterGone = false
 	}
 	prev := a.status
 	a.status = st

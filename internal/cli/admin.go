@@ -76,3 +76,21 @@ they rejoin as the same members.`,
 		},
 	}
 }
+
+func resumeCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "resume CLUSTER",
+		Short: "Return this node's idle agent to monitoring its database",
+		Long: `An agent goes idle (EFM's IDLE) when its database was down at start, failed,
+or is in the wrong state; an idle node is never promoted. Once the database is
+right again (a standby in recovery, or the cluster's primary out of recovery),
+resume returns the agent to monitoring. auto.resume.startup.period and
+auto.resume.failure.period do the same on a timer. Runs script.resumed first.`,
+		Args: exactArgs(1, "CLUSTER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.adminCommand(cmd.Context(), args[0], func(ctx context.Context, c *httpapi.Client) (string, error) {
+				return c.Resume(ctx)
+			})
+		},
+	}
+}

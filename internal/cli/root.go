@@ -94,6 +94,7 @@ Every command but "agent" talks to the agent running on this node.`,
 		allowNodeCmd(e),
 		disallowNodeCmd(e),
 		stopClusterCmd(e),
+		resumeCmd(e),
 	)
 	return root
 }

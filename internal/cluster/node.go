@@ -85,6 +85,9 @@ type MemberStatus struct {
 	// PostmasterGone: the local postmaster is known not to run (its
 	// process is gone), which needs no timeout to believe.
 	PostmasterGone bool `json:"postmaster_gone,omitempty"`
+	// RestartingUntil: the agent is restarting its crashed primary
+	// database locally (primary.restart.timeout); no failover before then.
+	RestartingUntil time.Time `json:"restarting_until,omitzero"`
 }
 
 // RemoteProbe is one agent's observation of another node's database.

@@ -54,6 +54,11 @@ var scenarios = []scenario{
 		then(at(0, fo(p, s1, 8)).because("its postmaster is gone")),
 	sc("primary postmaster gone but others still reach the database: no failover", localDBDown(p), postmasterGone(p)).
 		then(at(0, note(Warning, SubjectPrimaryCannotPing, p)), at(10*sec).because("no failover")),
+	sc("primary restarting its database locally: no failover until primary.restart.timeout", dbFailed(p), restarting(p, 10*sec)).then(
+		at(0).because("restarting its database locally"),
+		at(9*sec).because("restarting"),
+		at(10*sec, fo(p, s1, 8)),
+	),
 	sc("rule13 blip shorter than local.timeout.final: no failover, timer restarts").then(
 		at(0).with(dbFailed(p)),
 		at(1500*time.Millisecond).with(dbFailed(p)),

@@ -117,6 +117,13 @@ func remoteStale(addr string) edit {
 
 func dbFailed(addr string) edit { return both(localDBDown(addr), remoteDown(addr)) }
 
+// restarting: addr's agent restarts its database locally until until.
+func restarting(addr string, until time.Duration) edit {
+	return func(v *View, _ time.Time) {
+		status(v, addr, func(st *cluster.MemberStatus) { st.RestartingUntil = t0.Add(until) })
+	}
+}
+
 // postmasterGone: addr's agent found no postmaster process.
 func postmasterGone(addr string) edit {
 	return func(v *View, _ time.Time) {

@@ -30,6 +30,12 @@ func assessPrimary(v View, now time.Time, mem *Memory) verdict {
 		mem.PrimaryDBFailingSince = time.Time{}
 		return verdict{reason: fmt.Sprintf("primary %s healthy", p)}
 	}
+	if now.Before(mv.Status.RestartingUntil) {
+		if mem.PrimaryDBFailingSince.IsZero() {
+			mem.PrimaryDBFailingSince = now // the restart counts towards local.timeout.final
+		}
+		return verdict{reason: fmt.Sprintf("primary %s is restarting its database locally until %s (primary.restart.timeout): waiting", p, mv.Status.RestartingUntil.Format(time.RFC3339))}
+	}
 	return primaryDBDown(v.Settings, p, r, now, mem, mv.Status.PostmasterGone)
 }
 

@@ -126,6 +126,13 @@ func (c *Client) StopCluster(ctx context.Context) (string, error) {
 	return m.Message, err
 }
 
+// Resume returns an idle agent to monitoring.
+func (c *Client) Resume(ctx context.Context) (string, error) {
+	var m Message
+	err := c.do(ctx, http.MethodPost, "/v1/resume", nil, &m)
+	return m.Message, err
+}
+
 // URL is the base URL of an agent's API on host:port (IPv6 bracketed).
 func URL(host string, port int) string {
 	return "http://" + net.JoinHostPort(host, fmt.Sprint(port))

@@ -37,6 +37,7 @@ func NewServer(b Backend, token string, log *slog.Logger) *Server {
 	mux.HandleFunc("POST /v1/allow", s.admin(s.allow))
 	mux.HandleFunc("POST /v1/disallow", s.admin(s.disallow))
 	mux.HandleFunc("POST /v1/stop-cluster", s.admin(s.stopCluster))
+	mux.HandleFunc("POST /v1/resume", s.admin(s.resume))
 	s.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -140,6 +141,11 @@ func (s *Server) disallow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	msg, err := s.backend.Disallow(r.Context(), req.Address)
+	answer(w, msg, err)
+}
+
+func (s *Server) resume(w http.ResponseWriter, r *http.Request) {
+	msg, err := s.backend.Resume(r.Context())
 	answer(w, msg, err)
 }
 

@@ -105,6 +105,15 @@ func (f *fakeBackend) StopCluster(ctx context.Context) (string, error) {
 	return "stopping", nil
 }
 
+func (f *fakeBackend) Resume(ctx context.Context) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return "", f.err
+	}
+	return "resumed", nil
+}
+
 const token = "tok"
 
 func newTestServer(t *testing.T) (*fakeBackend, *httptest.Server) {
@@ -167,6 +176,7 @@ func TestAdminNeedsToken(t *testing.T) {
 		{"allow", func(c *Client) (string, error) { return c.Allow(context.Background(), "10.0.0.9") }, "allowed 10.0.0.9"},
 		{"disallow", func(c *Client) (string, error) { return c.Disallow(context.Background(), "10.0.0.9") }, "disallowed 10.0.0.9"},
 		{"stop-cluster", func(c *Client) (string, error) { return c.StopCluster(context.Background()) }, "stopping"},
+		{"resume", func(c *Client) (string, error) { return c.Resume(context.Background()) }, "resumed"},
 	}
 	for _, op := range ops {
 		t.Run(op.name, func(t *testing.T) {

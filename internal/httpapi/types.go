@@ -53,6 +53,7 @@ type Backend interface {
 	Allow(ctx context.Context, addr string) (string, error)
 	Disallow(ctx context.Context, addr string) (string, error)
 	StopCluster(ctx context.Context) (string, error)
+	Resume(ctx context.Context) (string, error)
 }
 
 // Error is an error with the HTTP status the server answers with; its

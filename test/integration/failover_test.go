@@ -223,3 +223,42 @@ func TestFailingFenceScriptStopsPromotion(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleAndResume: a standby whose database fails goes idle (never a
+// candidate) and stays idle after its database is back, until resume.
+func TestIdleAndResume(t *testing.T) {
+	c := testenv.NewAgentCluster(t, testenv.AgentOptions{Standbys: 1, Witnesses: 1})
+	c.StartAll(t)
+	standby, witness := c.Nodes[1], c.Nodes[2]
+	standby.PG.Stop(t, "fast")
+	waitStatus(t, witness, 30*time.Second, "standby idle", func(st efmStatus, code int) error {
+		if n := st.Nodes[standby.Host]; n.Type != "Idle" || n.Agent != "IDLE" {
+			return fmt.Errorf("standby %+v", n)
+		}
+		if len(st.FailoverPriority) != 0 {
+			return fmt.Errorf("an idle standby is on the priority list: %v", st.FailoverPriority)
+		}
+		return nil
+	})
+	_, errOut, code := standby.CLI(t, "resume", c.Name)
+	if code == 0 || !strings.Contains(errOut, "cannot resume") {
+		t.Fatalf("resume with the database down: exit %d %s", code, errOut)
+	}
+	standby.PG.Start(t)
+	// For several local.periods after the database is back, idle holds.
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
+		if st, _, err := status(t, witness); err != nil || st.Nodes[standby.Host].Type != "Idle" {
+			t.Fatalf("idle did not hold after the database came back: %+v %v", st.Nodes[standby.Host], err)
+		}
+	}
+	out, errOut, code := standby.CLI(t, "resume", c.Name)
+	if code != 0 || !strings.Contains(out, "resumed") {
+		t.Fatalf("resume: exit %d %s %s", code, out, errOut)
+	}
+	waitStatus(t, witness, 30*time.Second, "standby monitored again", func(st efmStatus, code int) error {
+		if n := st.Nodes[standby.Host]; n.Type != "Standby" || n.Agent != "UP" || code != 0 {
+			return fmt.Errorf("standby %+v exit %d", n, code)
+		}
+		return nil
+	})
+}
