@@ -54,6 +54,9 @@ func (a *Agent) setPrimary(p dcs.Primary, rev int64) {
 	a.mu.Unlock()
 	if changed {
 		a.wake(a.roleKick)
+		// Publish the new epoch at once: a new primary waits for the old
+		// one's agent to confirm it has seen it.
+		a.wake(a.publishKick)
 	}
 }
 
