@@ -48,11 +48,12 @@ func (a *Agent) primaryLoop(ctx context.Context) {
 func (a *Agent) setPrimary(p dcs.Primary, rev int64) {
 	a.mu.Lock()
 	changed := rev > a.primaryRev
+	moved := p.Epoch != a.primary.Epoch || p.Phase != a.primary.Phase
 	if changed {
 		a.primary, a.primaryRev = p, rev
 	}
 	a.mu.Unlock()
-	if changed {
+	if changed && moved { // not for the primary's LastLSN updates
 		a.wake(a.roleKick)
 		// Publish the new epoch at once: a new primary waits for the old
 		// one's agent to confirm it has seen it.
