@@ -399,6 +399,11 @@ func (c *AgentCluster) cleanup() {
 			case <-time.After(10 * time.Second):
 			}
 		}
+		// Agents are built with -race: a race they report fails the test.
+		if out := n.Output(); strings.Contains(out, "WARNING: DATA RACE") {
+			i := strings.Index(out, "WARNING: DATA RACE")
+			c.t.Errorf("agent %s reported a data race:\n%s", n.Name, out[i:min(len(out), i+6000)])
+		}
 		if c.t.Failed() {
 			c.t.Logf("agent %s output (tail):\n%s", n.Name, tail(n.Output(), 60))
 		}

@@ -262,3 +262,43 @@ func TestIdleAndResume(t *testing.T) {
 		return nil
 	})
 }
+
+// TestFailoverResumesAfterTheAgentIsKilled kills the promoting standby's
+// agent while its fence script runs: restarted, it resumes from etcd's
+// primary record and finishes the failover.
+func TestFailoverResumesAfterTheAgentIsKilled(t *testing.T) {
+	dir := testenv.TempDir(t)
+	started := filepath.Join(dir, "fence.started")
+	writeScript(t, filepath.Join(dir, "fence.sh"), `echo "$@" >> `+started+`; sleep 2`)
+	fc := newFailoverCluster(t, map[string]string{"script.fence": filepath.Join(dir, "fence.sh") + " %p %f"})
+	old := fc.Primary()
+	old.PG.Kill(t)
+	var promoting *testenv.Node
+	testenv.WaitFor(t, 60*time.Second, "the fence script to start", func() (bool, error) {
+		b, err := os.ReadFile(started)
+		if err != nil {
+			return false, err
+		}
+		for _, n := range fc.Nodes {
+			if strings.HasPrefix(string(b), n.Host+" ") {
+				promoting = n
+			}
+		}
+		return check(promoting != nil, "fence log %q", b)
+	})
+	promoting.Kill(t)
+	promoting.Start(t)
+	np := fc.waitNewPrimary(t, old, 90*time.Second)
+	if np != promoting {
+		t.Fatalf("%s was named, %s finished the failover", promoting.Name, np.Name)
+	}
+	b, _ := os.ReadFile(started)
+	if n := strings.Count(string(b), "\n"); n != 2 {
+		t.Fatalf("the fence script ran %d times, want 2 (once before the kill, once after the restart): %q", n, b)
+	}
+	fc.writer.WaitAcked(t, np.Host, 30*time.Second)
+	fc.writer.Stop()
+	if _, late := testenv.History(fc.writer.Acked(), old.Host, np.Host); len(late) > 0 {
+		t.Fatalf("writes acknowledged by the old primary after the new one: %v", late)
+	}
+}
