@@ -145,9 +145,27 @@ func (a *Agent) restartLocally(ctx context.Context) {
 	a.mu.Unlock()
 	a.log.Warn("the primary's postmaster is gone; restarting it locally before any failover", "primary.restart.timeout", timeout)
 	go func() {
-		sctx, cancel := context.WithTimeout(ctx, timeout)
-		err := a.server().Start(sctx, timeout)
-		cancel()
+		// Retry until the deadline: right after a crash, orphaned backends
+		// may still hold the shared memory, or the dead postmaster not be
+		// reaped yet, and pg_ctl start refuses.
+		// pg_ctl also reports success for a dead postmaster whose pid file
+		// remains: only a database that answers counts.
+		deadline := time.Now().Add(timeout)
+		var err error
+		for {
+			sctx, cancel := context.WithDeadline(ctx, deadline)
+			err = a.server().Start(sctx, time.Until(deadline))
+			if err == nil {
+				if obs := a.observe(sctx, a.self, a.cfg.DB.Port, a.cfg.LocalTimeout); !obs.Up {
+					err = fmt.Errorf("the database does not answer after pg_ctl start: %s", obs.Error)
+				}
+			}
+			cancel()
+			if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+				break
+			}
+			sleep(ctx, 300*time.Millisecond)
+		}
 		a.mu.Lock()
 		a.restartingUntil = time.Time{}
 		if err == nil {

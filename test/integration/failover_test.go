@@ -302,3 +302,28 @@ func TestFailoverResumesAfterTheAgentIsKilled(t *testing.T) {
 		t.Fatalf("writes acknowledged by the old primary after the new one: %v", late)
 	}
 }
+
+// TestPrimaryRestartedLocally: with primary.restart.timeout, a killed
+// postmaster is restarted on the same node and no failover happens.
+func TestPrimaryRestartedLocally(t *testing.T) {
+	fc := newFailoverCluster(t, map[string]string{"primary.restart.timeout": "20"})
+	old := fc.Primary()
+	old.PG.Kill(t)
+	killed := time.Now()
+	testenv.WaitFor(t, 30*time.Second, "the primary's database restarted", func() (bool, error) {
+		return check(old.PG.Running(t), "not running yet")
+	})
+	fc.writer.WaitAcked(t, old.Host, 30*time.Second)
+	testenv.WaitFor(t, 30*time.Second, "writes on the restarted primary", func() (bool, error) {
+		acked := fc.writer.Acked()
+		last := acked[len(acked)-1]
+		return check(last.Server == old.Host && last.At.After(killed), "last write %+v", last)
+	})
+	st, _, err := status(t, fc.Nodes[3])
+	if err != nil || st.Epoch != 1 || st.Primary != old.Host {
+		t.Fatalf("a failover happened although the primary was restarted locally: %+v %v", st, err)
+	}
+	fc.writer.Stop()
+	gap, _ := testenv.History(fc.writer.Acked(), old.Host, "")
+	t.Logf("write unavailability with a local restart: %s", gap)
+}
