@@ -117,6 +117,59 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	defer lock.release()
+	if err := a.prepare(); err != nil {
+		return err
+	}
+	a.log.Info("agent starting", "version", version.Version, "bind", a.bind, "admin", a.adminURL, "witness", a.cfg.IsWitness)
+	srv, err := a.serveAPI()
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	if err := a.startConsensus(ctx); err != nil {
+		a.closeConsensus()
+		if ctx.Err() != nil {
+			a.log.Info("agent stopping (signal) before it joined the cluster")
+			return nil
+		}
+		return err
+	}
+	defer a.closeConsensus()
+	if err := a.store.ClearCleanStop(ctx, a.self); err != nil {
+		a.log.Warn("cannot clear the clean-stop marker", "err", err)
+	}
+	// stop-cluster requests older than this agent's start are history.
+	if r, err := a.cli.Get(ctx, a.store.StopKey()); err == nil {
+		a.startRev = r.Header.Revision
+	}
+	loopCtx, cancel := context.WithCancel(ctx)
+	wait := a.startLoops(loopCtx)
+	a.setReady(true)
+	a.log.Info("agent running", "member_id", fmt.Sprintf("%x", a.member.ID()))
+
+	select {
+	case <-ctx.Done():
+		a.log.Info("agent stopping (signal); the database keeps running")
+	case err = <-a.fatal:
+	case <-a.member.Stopped():
+		err = fmt.Errorf("the embedded etcd member stopped: %w", etcdmember.ErrStopped)
+	case merr := <-a.member.Err():
+		err = fmt.Errorf("the embedded etcd member failed: %w", merr)
+	}
+	a.setReady(false)
+	cancel()
+	wait()
+	a.leave(errors.Is(err, ErrStopCluster), err == nil || errors.Is(err, ErrStopCluster))
+	if errors.Is(err, ErrRemoved) {
+		a.forgetMembership()
+	}
+	return err
+}
+
+// prepare resolves what the agent needs before it serves: PostgreSQL's
+// programs, the script runners, state.dir and the admin token.
+func (a *Agent) prepare() (err error) {
 	if !a.cfg.IsWitness {
 		if a.binDir, err = postgres.BinDir(a.cfg.DB.Bin); err != nil {
 			return fmt.Errorf("%w: %w", ErrRefused, err)
@@ -131,76 +184,48 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(a.cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state.dir: %w (set state.dir to a writable directory)", err)
 	}
-	if a.token, err = writeToken(a.cfg.StateDir); err != nil {
-		return err
-	}
-	a.log.Info("agent starting", "version", version.Version, "bind", a.bind, "admin", a.adminURL, "witness", a.cfg.IsWitness)
+	a.token, err = writeToken(a.cfg.StateDir)
+	return err
+}
 
+// serveAPI starts the HTTP API on bind.address's host at admin.port.
+func (a *Agent) serveAPI() (*httpapi.Server, error) {
 	srv := httpapi.NewServer(a, a.token, a.log)
 	l, err := net.Listen("tcp", net.JoinHostPort(a.self, strconv.Itoa(a.cfg.AdminPort)))
 	if err != nil {
-		return fmt.Errorf("%w: admin API: %w (admin.port %d must be free on %s)", ErrRefused, err, a.cfg.AdminPort, a.self)
+		return nil, fmt.Errorf("%w: admin API: %w (admin.port %d must be free on %s)", ErrRefused, err, a.cfg.AdminPort, a.self)
 	}
 	go func() {
 		if err := srv.Serve(l); err != nil {
 			a.fail(fmt.Errorf("admin API: %w", err))
 		}
 	}()
-	defer srv.Close()
+	return srv, nil
+}
 
-	if err := a.startConsensus(ctx); err != nil {
-		if ctx.Err() != nil {
-			a.log.Info("agent stopping (signal) before it joined the cluster")
-			a.closeConsensus()
-			return nil
-		}
-		a.closeConsensus()
-		return err
+// startLoops starts the agent's loops, each owning one concern; the
+// returned function waits for them after ctx ends.
+func (a *Agent) startLoops(ctx context.Context) (wait func()) {
+	loops := []func(context.Context){
+		a.sessionLoop, a.publishLoop, a.watchLoop, a.coordinatorLoop,
+		a.primaryLoop, a.roleLoop, a.fenceLoop, a.leaderLoop,
+		func(ctx context.Context) { a.dbWatchLoop(ctx, a.primaryTarget) },
 	}
-	defer a.closeConsensus()
-
-	if err := a.store.ClearCleanStop(ctx, a.self); err != nil {
-		a.log.Warn("cannot clear the clean-stop marker", "err", err)
-	}
-	// stop-cluster requests older than this agent's start are history.
-	if r, err := a.cli.Get(ctx, a.store.StopKey()); err == nil {
-		a.startRev = r.Header.Revision
-	}
-	var wg sync.WaitGroup
-	loopCtx, cancel := context.WithCancel(ctx)
-	loops := []func(context.Context){a.sessionLoop, a.publishLoop, a.watchLoop, a.coordinatorLoop, a.primaryLoop, a.roleLoop, a.fenceLoop, a.leaderLoop,
-		func(ctx context.Context) { a.dbWatchLoop(ctx, a.primaryTarget) }}
 	if !a.cfg.IsWitness {
 		loops = append(loops, func(ctx context.Context) { a.dbWatchLoop(ctx, a.localTarget) })
 	}
+	var wg sync.WaitGroup
 	for _, loop := range loops {
 		wg.Add(1)
-		go func() { defer wg.Done(); loop(loopCtx) }()
+		go func() { defer wg.Done(); loop(ctx) }()
 	}
-	a.mu.Lock()
-	a.ready = true
-	a.mu.Unlock()
-	a.log.Info("agent running", "member_id", fmt.Sprintf("%x", a.member.ID()))
+	return wg.Wait
+}
 
-	select {
-	case <-ctx.Done():
-		a.log.Info("agent stopping (signal); the database keeps running")
-	case err = <-a.fatal:
-	case <-a.member.Stopped():
-		err = fmt.Errorf("the embedded etcd member stopped: %w", etcdmember.ErrStopped)
-	case merr := <-a.member.Err():
-		err = fmt.Errorf("the embedded etcd member failed: %w", merr)
-	}
+func (a *Agent) setReady(v bool) {
 	a.mu.Lock()
-	a.ready = false
+	a.ready = v
 	a.mu.Unlock()
-	cancel()
-	wg.Wait()
-	a.leave(errors.Is(err, ErrStopCluster), err == nil || errors.Is(err, ErrStopCluster))
-	if errors.Is(err, ErrRemoved) {
-		a.forgetMembership()
-	}
-	return err
 }
 
 // fail reports a condition that ends the agent; never blocks.
