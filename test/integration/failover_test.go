@@ -17,8 +17,8 @@ import (
 // arguments, and a client writing throughout.
 type failoverCluster struct {
 	*testenv.AgentCluster
-	writer            *testenv.Writer
-	fenceLog, postLog string
+	writer                     *testenv.Writer
+	fenceLog, postLog, noteLog string
 }
 
 func writeScript(t *testing.T, path, body string) {
@@ -31,12 +31,14 @@ func writeScript(t *testing.T, path, body string) {
 func newFailoverCluster(t *testing.T, props map[string]string) *failoverCluster {
 	t.Helper()
 	dir := testenv.TempDir(t)
-	fc := &failoverCluster{fenceLog: filepath.Join(dir, "fence.log"), postLog: filepath.Join(dir, "post.log")}
+	fc := &failoverCluster{fenceLog: filepath.Join(dir, "fence.log"), postLog: filepath.Join(dir, "post.log"), noteLog: filepath.Join(dir, "notes.log")}
 	writeScript(t, filepath.Join(dir, "fence.sh"), `echo "$@" >> `+fc.fenceLog)
 	writeScript(t, filepath.Join(dir, "post.sh"), `echo "$@" >> `+fc.postLog)
+	writeScript(t, filepath.Join(dir, "notify.sh"), `echo "$1" >> `+fc.noteLog)
 	all := map[string]string{
 		"script.fence":          filepath.Join(dir, "fence.sh") + " %p %f",
 		"script.post.promotion": filepath.Join(dir, "post.sh") + " %p %f",
+		"script.notification":   filepath.Join(dir, "notify.sh"),
 	}
 	for k, v := range props {
 		all[k] = v
@@ -96,6 +98,11 @@ func (fc *failoverCluster) checkAfterFailover(t *testing.T, old, np *testenv.Nod
 	if want := np.Host + " " + old.Host; strings.TrimSpace(string(fence)) != want {
 		t.Fatalf("script.fence ran with %q, want %q once", fence, want)
 	}
+	testenv.WaitFor(t, 10*time.Second, "notifications with their severity", func() (bool, error) {
+		notes, _ := os.ReadFile(fc.noteLog)
+		return check(strings.Contains(string(notes), "[SEVERE] pgfm Primary database failure on cluster prod") &&
+			strings.Contains(string(notes), "[WARNING] pgfm Failover has completed on cluster prod"), "script.notification got:\n%s", notes)
+	})
 	testenv.WaitFor(t, 30*time.Second, "post-promotion script", func() (bool, error) {
 		post, _ := os.ReadFile(fc.postLog)
 		return check(strings.TrimSpace(string(post)) == np.Host+" "+old.Host, "script.post.promotion ran with %q", post)
