@@ -526,7 +526,7 @@ func describe(p profile, s scenario, r result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-7s %-15s run %d: ", p.name, s.name, r.run)
 	if r.harness != "" {
-		fmt.Fprintf(&b, "HARNESS FAILURE, not counted\n%s", indent(r.harness))
+		fmt.Fprintf(&b, "HARNESS FAILURE, not counted\n%s", indent(clip(r.harness, 12, 400)))
 		return b.String()
 	}
 	lost := "?"
@@ -545,6 +545,21 @@ func describe(p profile, s scenario, r result) string {
 		fmt.Fprintf(&b, "    NOTE: %s\n", n)
 	}
 	return b.String()
+}
+
+// clip keeps the first lines of s, each cut to width bytes: a failed
+// run's report carries whole agent outputs (go test -v shows them all).
+func clip(s string, lines, width int) string {
+	ls := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(ls) > lines {
+		ls = append(ls[:lines], fmt.Sprintf("… %d more lines", len(ls)-lines))
+	}
+	for i, l := range ls {
+		if len(l) > width {
+			ls[i] = l[:width] + " …"
+		}
+	}
+	return strings.Join(ls, "\n")
 }
 
 func indent(s string) string {
