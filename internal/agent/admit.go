@@ -149,7 +149,9 @@ func (a *Agent) promoteWhenReady(id uint64) {
 			a.log.Info("promoted a learner to voter", "member_id", fmt.Sprintf("%x", id))
 			return
 		}
-		if strings.Contains(err.Error(), "not a learner") || strings.Contains(err.Error(), "member not found") {
+		// Already promoted (e.g. by the coordinator) or gone: done.
+		if msg := err.Error(); strings.Contains(msg, "can only promote a learner") ||
+			strings.Contains(msg, "not a learner") || strings.Contains(msg, "member not found") {
 			return
 		}
 		time.Sleep(200 * time.Millisecond)

@@ -31,6 +31,8 @@ func (a *Agent) memberConfig() etcdmember.Config {
 		DataDir:      filepath.Join(a.cfg.StateDir, "etcd"),
 		PeerURL:      a.peerURL,
 		ClientSocket: filepath.Join(a.cfg.StateDir, "etcd.sock"),
+		ElectionMs:   uint(a.cfg.ElectionTimeout.Milliseconds()),
+		TickMs:       uint(max(a.cfg.ElectionTimeout.Milliseconds()/10, 10)),
 	}
 }
 
@@ -108,18 +110,34 @@ func (a *Agent) join(ctx context.Context, mc etcdmember.Config, peers []string) 
 		Cluster: a.cfg.Cluster, Address: a.self, BindAddress: a.bind,
 		Version: version.Version, Witness: a.cfg.IsWitness,
 	}
-	resp, err := a.askToJoin(ctx, req, peers)
-	if err != nil {
-		return err
+	// A new member checks its initial cluster against the members it
+	// reaches; one that has not applied our admission yet makes it fail
+	// ("member count is unequal"). Such a start is retried from scratch:
+	// the admission of the same peer URL is idempotent.
+	for attempt := 1; ; attempt++ {
+		resp, err := a.askToJoin(ctx, req, peers)
+		if err != nil {
+			return err
+		}
+		mc.State = "existing"
+		mc.InitialCluster = resp.InitialCluster
+		mc.Token = resp.Token
+		a.log.Info("admitted; starting the consensus member", "initial_cluster", resp.InitialCluster)
+		err = a.startMember(ctx, mc)
+		if err == nil {
+			return a.ensureRegistered(ctx)
+		}
+		if attempt == 5 || ctx.Err() != nil {
+			return err
+		}
+		a.log.Warn("the new consensus member did not start; joining again", "attempt", attempt, "err", err)
+		a.closeConsensus()
+		a.member, a.cli = nil, nil
+		if err := os.RemoveAll(mc.DataDir); err != nil {
+			return fmt.Errorf("state.dir: %w", err)
+		}
+		sleep(ctx, time.Second)
 	}
-	mc.State = "existing"
-	mc.InitialCluster = resp.InitialCluster
-	mc.Token = resp.Token
-	a.log.Info("admitted; starting the consensus member", "initial_cluster", resp.InitialCluster)
-	if err := a.startMember(ctx, mc); err != nil {
-		return err
-	}
-	return a.ensureRegistered(ctx)
 }
 
 // askToJoin asks each listed member in turn until one admits us. A refusal

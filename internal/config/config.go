@@ -28,7 +28,10 @@ type Config struct {
 	LocalTimeout      time.Duration // local.timeout, default 2s
 	LocalTimeoutFinal time.Duration // local.timeout.final, default 2s
 	RemoteTimeout     time.Duration // remote.timeout, default 2s
-	NodeTimeout       time.Duration // node.timeout, default 5s (>= 2s: it is an etcd lease TTL)
+	NodeTimeout       time.Duration // node.timeout, default 5s (>= 1.5 × dcs.election.timeout, whole seconds: it is an etcd lease TTL)
+	// ElectionTimeout is etcd's election timeout (dcs.election.timeout,
+	// default 1s; the heartbeat is a tenth of it). pgfm's own.
+	ElectionTimeout time.Duration
 
 	ApplicationName  string       // application.name
 	LockDir          string       // lock.dir, default /run/lock/pgfm

@@ -106,6 +106,7 @@ func keyTable() []keySpec {
 		sup("local.timeout.final", kindSeconds, "2", optional, "2", func(c *Config) any { return &c.LocalTimeoutFinal }),
 		sup("remote.timeout", kindSeconds, "2", optional, "2", func(c *Config) any { return &c.RemoteTimeout }),
 		sup("node.timeout", kindSeconds, "5", optional, "5", func(c *Config) any { return &c.NodeTimeout }),
+		sup("dcs.election.timeout", kindSeconds, "1", optional, "1", func(c *Config) any { return &c.ElectionTimeout }),
 
 		// Failover policy and local files.
 		sup("application.name", kindString, "", optional, "node1", func(c *Config) any { return &c.ApplicationName }),

@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Load reads DIR/CLUSTER.properties and DIR/CLUSTER.nodes (a missing .nodes
@@ -224,6 +226,12 @@ func (l *loader) checkRequired(c Config, set map[string]setting) {
 	}
 }
 
+// MinNodeTimeout is the shortest lease etcd grants with this election
+// timeout: ceil(1.5 × election timeout) in whole seconds.
+func MinNodeTimeout(election time.Duration) time.Duration {
+	return time.Duration(math.Ceil(1.5*election.Seconds())) * time.Second
+}
+
 // checkTogether applies the rules that involve more than one key.
 func (l *loader) checkTogether(c Config, lines map[string]int) {
 	if c.BindAddress.IsValid() && c.AdminPort == int(c.BindAddress.Port()) {
@@ -231,9 +239,13 @@ func (l *loader) checkTogether(c Config, lines map[string]int) {
 			"the admin API and the cluster traffic need different ports; use another admin.port, e.g. 7809, "+
 			"or another bind.address port, e.g. 7800", c.AdminPort, c.BindAddress)
 	}
-	if c.NodeTimeout > 0 && c.NodeTimeout.Seconds() < 2 {
-		l.fail(lines["node.timeout"], "node.timeout", "%s seconds is too short; use 2 or more: it is the consensus lease TTL, "+
-			"which etcd cannot make shorter than 1.5 × its 1 s election timeout", formatSeconds(c.NodeTimeout))
+	if min := MinNodeTimeout(c.ElectionTimeout); c.NodeTimeout > 0 && c.ElectionTimeout > 0 && c.NodeTimeout < min {
+		l.fail(lines["node.timeout"], "node.timeout", "%s seconds is too short; use %s or more: it is the consensus lease TTL, "+
+			"which etcd cannot make shorter than 1.5 × its election timeout (dcs.election.timeout=%s), in whole seconds",
+			formatSeconds(c.NodeTimeout), formatSeconds(min), formatSeconds(c.ElectionTimeout))
+	}
+	if c.ElectionTimeout > 0 && (c.ElectionTimeout < 100*time.Millisecond || c.ElectionTimeout > 50*time.Second) {
+		l.fail(lines["dcs.election.timeout"], "dcs.election.timeout", "%s seconds is out of range; use 0.1 to 50 (default 1)", formatSeconds(c.ElectionTimeout))
 	}
 }
 

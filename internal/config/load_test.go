@@ -90,6 +90,7 @@ func TestLoadDefaults(t *testing.T) {
 		LocalTimeoutFinal: 2 * time.Second,
 		RemoteTimeout:     2 * time.Second,
 		NodeTimeout:       5 * time.Second,
+		ElectionTimeout:   time.Second,
 		LockDir:           "/run/lock/pgfm",
 		LogDir:            "/var/log/pgfm",
 		StateDir:          "/var/lib/pgfm/c",
@@ -186,7 +187,7 @@ var loadCases = []struct {
 			}
 		}},
 	{name: "node.timeout below lease minimum", props: conf("node.timeout=1.5"), errors: []string{
-		"c.properties:6: node.timeout: 1.5 seconds is too short; use 2 or more: it is the consensus lease TTL, which etcd cannot make shorter than 1.5 × its 1 s election timeout"}},
+		"c.properties:6: node.timeout: 1.5 seconds is too short; use 2 or more: it is the consensus lease TTL, which etcd cannot make shorter than 1.5 × its election timeout (dcs.election.timeout=1), in whole seconds"}},
 	{name: "node.timeout 2 is fine", props: conf("node.timeout=2")},
 
 	// bind.address.
@@ -560,7 +561,7 @@ func TestEffective(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
 	}
-	if order[0] != "db.user" || len(eff) != 47 {
+	if order[0] != "db.user" || len(eff) != 48 {
 		t.Errorf("order %v", order)
 	}
 	for _, kv := range eff {
@@ -592,4 +593,29 @@ func FuzzBuild(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestElectionTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		props, want string
+	}{
+		{"dcs.election.timeout=0.5\nnode.timeout=1\n", ""},
+		{"dcs.election.timeout=2\nnode.timeout=2\n", "node.timeout: 2 seconds is too short; use 3 or more"},
+		{"dcs.election.timeout=0.05\n", "dcs.election.timeout: 0.05 seconds is out of range; use 0.1 to 50"},
+	} {
+		dir := t.TempDir()
+		base := "db.user=postgres\ndb.port=5432\ndb.database=postgres\ndb.data.dir=/d\nbind.address=192.0.2.10:7800\n"
+		if err := os.WriteFile(filepath.Join(dir, "c.properties"), []byte(base+tc.props), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, _, err := Load(dir, "c")
+		switch {
+		case tc.want == "" && err != nil:
+			t.Fatalf("%q: %v", tc.props, err)
+		case tc.want == "" && c.ElectionTimeout != 500*time.Millisecond:
+			t.Fatalf("%q: election timeout %s", tc.props, c.ElectionTimeout)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Fatalf("%q: err %v, want %q", tc.props, err, tc.want)
+		}
+	}
 }
