@@ -32,25 +32,28 @@ var profiles = []profile{
 		"local.period": "1", "local.timeout": "2", "local.timeout.final": "2",
 		"remote.timeout": "2", "node.timeout": "5",
 	}},
-	// node.timeout cannot go below 2 s: etcd's election timeout is 1 s.
+	// A faster etcd election (0.5 s) and a 2 s lease: for a quiet LAN.
 	{name: "fast", nodeTimeout: 2 * time.Second, props: map[string]string{
 		"local.period": "0.5", "local.timeout": "1", "local.timeout.final": "1",
-		"remote.timeout": "1", "node.timeout": "2",
+		"remote.timeout": "1", "node.timeout": "2", "dcs.election.timeout": "0.5",
 	}},
 }
 
 // scenario is a fault injected on the primary.
 type scenario struct {
 	name     string
-	failover bool // a failover is expected
+	failover bool              // a failover is expected
+	props    map[string]string // on top of the profile's
 }
 
 var scenarios = []scenario{
-	{"postmaster-kill", true}, // kill -9 of the primary's postmaster
-	{"node-crash", true},      // the primary's agent and postmaster killed
-	{"node-freeze", true},     // SIGSTOP of the agent and every postgres process
-	{"agent-kill", false},     // the primary's agent killed alone
-	{"short-freeze", false},   // SIGSTOP for half of node.timeout
+	{"postmaster-kill", true, nil}, // kill -9 of the primary's postmaster
+	// The same with primary.restart.timeout=10: restarted locally, no failover.
+	{"postmaster-kill-restart", false, map[string]string{"primary.restart.timeout": "10"}},
+	{"node-crash", true, nil},    // the primary's agent and postmaster killed
+	{"node-freeze", true, nil},   // SIGSTOP of the agent and every postgres process
+	{"agent-kill", false, nil},   // the primary's agent killed alone
+	{"short-freeze", false, nil}, // SIGSTOP for half of node.timeout
 }
 
 const (
@@ -160,7 +163,14 @@ func runOnce(b *testing.B, p profile, s scenario, i int) (res result) {
 }
 
 func measure(t *runT, p profile, s scenario, res *result) {
-	c := testenv.NewAgentCluster(t, testenv.AgentOptions{Standbys: 2, Witnesses: 1, Props: p.props})
+	props := map[string]string{}
+	for k, v := range p.props {
+		props[k] = v
+	}
+	for k, v := range s.props {
+		props[k] = v
+	}
+	c := testenv.NewAgentCluster(t, testenv.AgentOptions{Standbys: 2, Witnesses: 1, Props: props})
 	c.StartAll(t)
 	old, witness := c.Primary(), c.Nodes[3]
 	waitHealthy(t, witness, old)
@@ -199,7 +209,7 @@ func measure(t *runT, p profile, s scenario, res *result) {
 	t.Cleanup(thaw) // a run that ends early leaves nothing stopped
 	fault := time.Now()
 	switch s.name {
-	case "postmaster-kill":
+	case "postmaster-kill", "postmaster-kill-restart":
 		old.PG.Kill(t)
 	case "node-crash":
 		old.Kill(t)
