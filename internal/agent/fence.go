@@ -17,7 +17,7 @@ func (a *Agent) fenceLoop(ctx context.Context) {
 	defer t.Stop()
 	// Stop before the lease's end with room for pg_ctl to act.
 	margin := min(time.Second, a.cfg.NodeTimeout/4)
-	var held *lease
+	var held, fenced *lease
 	for {
 		select {
 		case <-ctx.Done():
@@ -31,14 +31,14 @@ func (a *Agent) fenceLoop(ctx context.Context) {
 		st := a.status
 		a.mu.Unlock()
 		rec, _ := a.currentPrimary()
-		if held == nil || rec.Node != a.self || !st.DB.Up || st.DB.InRecovery {
+		if held == nil || held == fenced || rec.Node != a.self || !st.DB.Up || st.DB.InRecovery {
 			continue
 		}
 		if held.valid(time.Now().Add(margin)) {
 			continue
 		}
 		a.fenceIsolated(ctx, held.until())
-		held = nil // fence once per lost lease
+		fenced = held // once per lost lease
 	}
 }
 
