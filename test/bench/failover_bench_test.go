@@ -33,9 +33,9 @@ var profiles = []profile{
 		"remote.timeout": "2", "node.timeout": "5",
 	}},
 	// A faster etcd election (0.5 s) and a 2 s lease: for a quiet LAN.
-	{name: "fast", nodeTimeout: 2 * time.Second, props: map[string]string{
+	{name: "fast", nodeTimeout: 1 * time.Second, props: map[string]string{
 		"local.period": "0.5", "local.timeout": "1", "local.timeout.final": "1",
-		"remote.timeout": "1", "node.timeout": "2", "dcs.election.timeout": "0.5",
+		"remote.timeout": "1", "node.timeout": "1", "dcs.election.timeout": "0.5",
 	}},
 }
 

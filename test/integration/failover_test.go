@@ -334,3 +334,49 @@ func TestPrimaryRestartedLocally(t *testing.T) {
 	gap, _ := testenv.History(fc.writer.Acked(), old.Host, "")
 	t.Logf("write unavailability with a local restart: %s", gap)
 }
+
+// TestIsolatedPrimaryFencesItself cuts the primary off from the majority
+// by freezing every other agent (their etcd members go silent): the
+// primary cannot renew its lease and must stop its database before the
+// lease can have expired elsewhere (DESIGN.md §4, invariant 1).
+func TestIsolatedPrimaryFencesItself(t *testing.T) {
+	c := testenv.NewAgentCluster(t, testenv.AgentOptions{Standbys: 1, Witnesses: 1})
+	c.StartAll(t)
+	primary, standby, witness := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+	waitStatus(t, witness, 60*time.Second, "a healthy cluster", func(st efmStatus, code int) error {
+		if code != 0 {
+			return fmt.Errorf("cluster-status exit %d", code)
+		}
+		return nil
+	})
+	standby.Signal(syscall.SIGSTOP)
+	witness.Signal(syscall.SIGSTOP)
+	cut := time.Now()
+	t.Cleanup(func() { standby.Signal(syscall.SIGCONT); witness.Signal(syscall.SIGCONT) })
+	testenv.WaitFor(t, 20*time.Second, "the isolated primary stops its database", func() (bool, error) {
+		return check(!primary.PG.Running(t), "the primary's database still runs")
+	})
+	took := time.Since(cut)
+	t.Logf("isolated primary fenced %s after the cut (node.timeout 3s)", took)
+	if took > 3*time.Second {
+		t.Fatalf("fenced after %s: later than node.timeout, when the majority may already have promoted", took)
+	}
+	if _, err := os.Stat(filepath.Join(primary.PG.DataDir, "standby.signal")); err != nil {
+		t.Fatalf("the fenced primary has no standby.signal: %v", err)
+	}
+	if !strings.Contains(primary.Output(), "fencing the isolated primary") {
+		t.Fatalf("the agent does not say why it stopped its database:\n%s", tailOf(primary.Output()))
+	}
+	// Healed, the majority fails over to the standby; one writable primary.
+	standby.Signal(syscall.SIGCONT)
+	witness.Signal(syscall.SIGCONT)
+	waitStatus(t, witness, 60*time.Second, "the standby promoted", func(st efmStatus, code int) error {
+		if st.Primary != standby.Host || st.PrimaryPhase != "promoted" {
+			return fmt.Errorf("primary record %s (%s) epoch %d", st.Primary, st.PrimaryPhase, st.Epoch)
+		}
+		return nil
+	})
+	if primary.PG.Running(t) {
+		t.Fatal("the old primary's database runs again after the failover")
+	}
+}
