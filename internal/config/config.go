@@ -29,6 +29,18 @@ type Config struct {
 	LocalTimeoutFinal time.Duration // local.timeout.final, default 2s
 	RemoteTimeout     time.Duration // remote.timeout, default 2s
 	NodeTimeout       time.Duration // node.timeout, default 5s (>= 1.5 × dcs.election.timeout, whole seconds: it is an etcd lease TTL)
+	// Virtual IP (EFM's virtual.ip*): the primary holds VirtualIP on
+	// VirtualIPInterface; none when VirtualIP is invalid (unset).
+	VirtualIP               netip.Addr    // virtual.ip
+	VirtualIPInterface      string        // virtual.ip.interface
+	VirtualIPPrefix         int           // virtual.ip.prefix, default 32 (IPv4) or 128 (IPv6)
+	VirtualIPSingle         bool          // virtual.ip.single, default true
+	CheckVIPBeforePromotion bool          // check.vip.before.promotion, default true
+	CheckVIPTimeout         time.Duration // check.vip.timeout, default 60s
+	// PrimaryHealthCheckPort (EFM 5.4): a listener answering any path with
+	// 200 on the primary and 404 elsewhere; 0 = off.
+	PrimaryHealthCheckPort int
+
 	// ElectionTimeout is etcd's election timeout (dcs.election.timeout,
 	// default 1s; the heartbeat is a tenth of it). pgfm's own.
 	ElectionTimeout time.Duration

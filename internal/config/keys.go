@@ -33,6 +33,7 @@ const (
 	kindCommand            // a script's command line: absolute program path, then arguments (see hook.Split)
 	kindEmail              // one email address; %h stands for the host name
 	kindEmailList          // space-separated email addresses
+	kindAddr               // one IP address (no port)
 )
 
 // need says on which kind of node a key must be set.
@@ -106,6 +107,13 @@ func keyTable() []keySpec {
 		sup("local.timeout.final", kindSeconds, "2", optional, "2", func(c *Config) any { return &c.LocalTimeoutFinal }),
 		sup("remote.timeout", kindSeconds, "2", optional, "2", func(c *Config) any { return &c.RemoteTimeout }),
 		sup("node.timeout", kindSeconds, "5", optional, "5", func(c *Config) any { return &c.NodeTimeout }),
+		sup("virtual.ip", kindAddr, "", optional, "192.0.2.100", func(c *Config) any { return &c.VirtualIP }),
+		sup("virtual.ip.interface", kindString, "", optional, "eth0", func(c *Config) any { return &c.VirtualIPInterface }),
+		sup("virtual.ip.prefix", kindCount, "", optional, "24", func(c *Config) any { return &c.VirtualIPPrefix }),
+		sup("virtual.ip.single", kindBool, "true", optional, "true", func(c *Config) any { return &c.VirtualIPSingle }),
+		sup("check.vip.before.promotion", kindBool, "true", optional, "true", func(c *Config) any { return &c.CheckVIPBeforePromotion }),
+		sup("check.vip.timeout", kindSeconds, "60", optional, "60", func(c *Config) any { return &c.CheckVIPTimeout }),
+		sup("primary.health.check.port", kindCount, "", optional, "8080", func(c *Config) any { return &c.PrimaryHealthCheckPort }),
 		sup("dcs.election.timeout", kindSeconds, "1", optional, "1", func(c *Config) any { return &c.ElectionTimeout }),
 
 		// Failover policy and local files.
@@ -158,8 +166,6 @@ func keyTable() []keySpec {
 		todo("auto.basebackup"),
 		todo("use.replay.tiebreaker"),
 		todo("standby.restart.delay"),
-		todo("check.vip.before.promotion"),
-		todo("check.vip.timeout"),
 		todo("update.physical.slots.period"),
 		todo("restore.command"),
 		todo("reconfigure.num.sync"),
@@ -167,10 +173,6 @@ func keyTable() []keySpec {
 		todo("reconfigure.sync.primary"),
 		todo("check.num.sync.period"),
 		todo("backup.wal"),
-		todo("virtual.ip"),
-		todo("virtual.ip.interface"),
-		todo("virtual.ip.prefix"),
-		todo("virtual.ip.single"),
 		todo("release.vip.background"),
 		todo("release.vip.pre.wait"),
 		todo("release.vip.post.wait"),
@@ -189,7 +191,6 @@ func keyTable() []keySpec {
 		todo("custom.monitor.interval"),
 		todo("custom.monitor.timeout"),
 		todo("custom.monitor.safe.mode"),
-		todo("primary.health.check.port"),
 		todo("dcs.endpoints"),
 
 		// EFM/Java plumbing that has no meaning for pgfm.

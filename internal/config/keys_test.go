@@ -67,6 +67,8 @@ func fieldMatchesKind(f any, k kind) bool {
 		return k == kindPeerAddr
 	case *[]netip.Addr:
 		return k == kindAddrList
+	case *netip.Addr:
+		return k == kindAddr
 	}
 	return false
 }

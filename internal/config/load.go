@@ -232,6 +232,25 @@ func MinNodeTimeout(election time.Duration) time.Duration {
 	return time.Duration(math.Ceil(1.5*election.Seconds())) * time.Second
 }
 
+// checkVIP validates the virtual IP settings together.
+func (l *loader) checkVIP(c Config, lines map[string]int) {
+	if !c.VirtualIP.IsValid() {
+		return
+	}
+	max := 32
+	if c.VirtualIP.Is6() {
+		max = 128
+	}
+	switch {
+	case c.VirtualIPInterface == "":
+		l.fail(lines["virtual.ip"], "virtual.ip.interface", "is needed with virtual.ip=%s: add virtual.ip.interface=IFACE, the network interface that carries the address (e.g. eth0)", c.VirtualIP)
+	case c.VirtualIP.Is6() && c.VirtualIP.IsLinkLocalUnicast():
+		l.fail(lines["virtual.ip"], "virtual.ip", "%s is a link-local IPv6 address, which clients cannot reach without a zone; use a global or unique-local (fd00::/8) address", c.VirtualIP)
+	case c.VirtualIPPrefix > max:
+		l.fail(lines["virtual.ip.prefix"], "virtual.ip.prefix", "%d is too long for %s; use 1 to %d", c.VirtualIPPrefix, c.VirtualIP, max)
+	}
+}
+
 // checkTogether applies the rules that involve more than one key.
 func (l *loader) checkTogether(c Config, lines map[string]int) {
 	if c.BindAddress.IsValid() && c.AdminPort == int(c.BindAddress.Port()) {
@@ -243,6 +262,10 @@ func (l *loader) checkTogether(c Config, lines map[string]int) {
 		l.fail(lines["node.timeout"], "node.timeout", "%s seconds is too short; use %s or more: it is the consensus lease TTL, "+
 			"which etcd cannot make shorter than 1.5 × its election timeout (dcs.election.timeout=%s), in whole seconds",
 			formatSeconds(c.NodeTimeout), formatSeconds(min), formatSeconds(c.ElectionTimeout))
+	}
+	l.checkVIP(c, lines)
+	if c.PrimaryHealthCheckPort > 65535 {
+		l.fail(lines["primary.health.check.port"], "primary.health.check.port", "%d is not a port; use 1 to 65535, or leave it empty to turn the listener off", c.PrimaryHealthCheckPort)
 	}
 	if c.ElectionTimeout > 0 && (c.ElectionTimeout < 100*time.Millisecond || c.ElectionTimeout > 50*time.Second) {
 		l.fail(lines["dcs.election.timeout"], "dcs.election.timeout", "%s seconds is out of range; use 0.1 to 50 (default 1)", formatSeconds(c.ElectionTimeout))

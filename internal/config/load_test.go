@@ -82,19 +82,22 @@ func TestLoadDefaults(t *testing.T) {
 		NodesFile:      filepath.Join(c.Dir, "c.nodes"),
 		DB: DB{User: "postgres", Port: 5432, Database: "postgres", ServiceOwner: "postgres",
 			DataDir: "/var/lib/postgresql/17/main", ConfigDir: "/var/lib/postgresql/17/main", SSLMode: "disable"},
-		BindAddress:       netip.MustParseAddrPort("192.0.2.10:7800"),
-		AdminPort:         7809,
-		EnableStopCluster: true,
-		LocalPeriod:       time.Second,
-		LocalTimeout:      2 * time.Second,
-		LocalTimeoutFinal: 2 * time.Second,
-		RemoteTimeout:     2 * time.Second,
-		NodeTimeout:       5 * time.Second,
-		ElectionTimeout:   time.Second,
-		LockDir:           "/run/lock/pgfm",
-		LogDir:            "/var/log/pgfm",
-		StateDir:          "/var/lib/pgfm/c",
-		Promotable:        true,
+		BindAddress:             netip.MustParseAddrPort("192.0.2.10:7800"),
+		AdminPort:               7809,
+		EnableStopCluster:       true,
+		LocalPeriod:             time.Second,
+		LocalTimeout:            2 * time.Second,
+		LocalTimeoutFinal:       2 * time.Second,
+		RemoteTimeout:           2 * time.Second,
+		NodeTimeout:             5 * time.Second,
+		ElectionTimeout:         time.Second,
+		VirtualIPSingle:         true,
+		CheckVIPBeforePromotion: true,
+		CheckVIPTimeout:         60 * time.Second,
+		LockDir:                 "/run/lock/pgfm",
+		LogDir:                  "/var/log/pgfm",
+		StateDir:                "/var/lib/pgfm/c",
+		Promotable:              true,
 
 		AutoFailover:        true,
 		AutoReconfigure:     true,
@@ -264,10 +267,10 @@ var loadCases = []struct {
 	{name: "value without key", props: conf("=5"), errors: []string{"c.properties:6: a value without a key"}},
 
 	// Not implemented, not applicable.
-	{name: "not implemented", props: conf("virtual.ip=192.0.2.100", "script.custom.monitor=/bin/true"), warns: []string{
-		"c.properties:6: virtual.ip: virtual.ip is not implemented yet in pgfm; it is ignored",
+	{name: "not implemented", props: conf("release.vip.pre.wait=2", "script.custom.monitor=/bin/true"), warns: []string{
+		"c.properties:6: release.vip.pre.wait: release.vip.pre.wait is not implemented yet in pgfm; it is ignored",
 		"c.properties:7: script.custom.monitor: script.custom.monitor is not implemented yet in pgfm; it is ignored"}},
-	{name: "not implemented but blank", props: conf("virtual.ip=", "script.custom.monitor=  ")},
+	{name: "not implemented but blank", props: conf("release.vip.pre.wait=", "script.custom.monitor=  ")},
 	{name: "encrypted password", props: conf("db.password.encrypted=516b36fb8031da17cfbc010f7d09359c"), warns: []string{
 		"db.password.encrypted: db.password.encrypted is not implemented yet in pgfm; it is ignored: pgfm cannot read EFM's encrypted passwords: use ~/.pgpass of the agent's user or PGPASSWORD for now"}},
 	{name: "does not apply", props: conf("jvm.options=-Xmx128m", "pid.dir=/run/efm", "jgroups.timeout=1000"), warns: []string{
@@ -300,16 +303,33 @@ var loadCases = []struct {
 				t.Errorf("got %q", c.DB.DataDir)
 			}
 		}},
-	{name: "alias of not implemented key", props: conf("virtualIp=192.0.2.100", "reconfigure.sync.master=true"), warns: []string{
-		"c.properties:6: virtualIp: virtualIp is EFM's older name for virtual.ip; rename it",
-		"c.properties:6: virtualIp: virtual.ip is not implemented yet in pgfm",
+	{name: "alias of not implemented key", props: conf("pingServerIp=192.0.2.100", "reconfigure.sync.master=true"), warns: []string{
+		"c.properties:6: pingServerIp: pingServerIp is EFM's older name for ping.server.ip; rename it",
+		"c.properties:6: pingServerIp: ping.server.ip is not implemented yet in pgfm",
 		"c.properties:7: reconfigure.sync.master: reconfigure.sync.master is EFM's older name for reconfigure.sync.primary; rename it",
 		"c.properties:7: reconfigure.sync.master: reconfigure.sync.primary is not implemented yet"}},
+	{name: "virtual ip", props: conf("virtualIp=192.0.2.100", "virtual.ip.interface=eth0", "virtual.ip.prefix=24"),
+		warns: []string{"c.properties:6: virtualIp: virtualIp is EFM's older name for virtual.ip; rename it"},
+		check: func(t *testing.T, c Config) {
+			if c.VirtualIP.String() != "192.0.2.100" || c.VirtualIPInterface != "eth0" || c.VirtualIPPrefix != 24 || !c.VirtualIPSingle || !c.CheckVIPBeforePromotion {
+				t.Errorf("%+v", c)
+			}
+		}},
+	{name: "virtual ip without interface", props: conf("virtual.ip=192.0.2.100"),
+		errors: []string{"virtual.ip.interface: is needed with virtual.ip=192.0.2.100: add virtual.ip.interface=IFACE"}},
+	{name: "virtual ip link-local", props: conf("virtual.ip=fe80::1", "virtual.ip.interface=eth0"),
+		errors: []string{"virtual.ip: fe80::1 is a link-local IPv6 address"}},
+	{name: "virtual ip prefix too long", props: conf("virtual.ip=192.0.2.100", "virtual.ip.interface=eth0", "virtual.ip.prefix=33"),
+		errors: []string{"virtual.ip.prefix: 33 is too long for 192.0.2.100; use 1 to 32"}},
+	{name: "virtual ip not an address", props: conf("virtual.ip=vip.example.com", "virtual.ip.interface=eth0"),
+		errors: []string{`virtual.ip: "vip.example.com" is not an IP address`}},
+	{name: "health check port", props: conf("primary.health.check.port=70000"),
+		errors: []string{"primary.health.check.port: 70000 is not a port"}},
 	{name: "all older names", props: conf("virtualIp.interface=eth0", "virtualIp.single=true", "pingServerIp=8.8.8.8",
 		"pingServerCommand=/bin/ping", "stop.failed.master=false", "master.shutdown.as.failure=true", "reconfigure.sync.master=false",
 		"script.master.isolated=/bin/true", "auto.resume.period=0", "stop.isolated.master=false"), warns: []string{
-		"virtualIp.interface is EFM's older name for virtual.ip.interface; rename it", "virtual.ip.interface is not implemented",
-		"virtualIp.single is EFM's older name for virtual.ip.single; rename it", "virtual.ip.single is not implemented",
+		"virtualIp.interface is EFM's older name for virtual.ip.interface; rename it",
+		"virtualIp.single is EFM's older name for virtual.ip.single; rename it",
 		"pingServerIp is EFM's older name for ping.server.ip; rename it", "ping.server.ip is not implemented",
 		"pingServerCommand is EFM's older name for ping.server.command; rename it", "ping.server.command is not implemented",
 		"stop.failed.master is EFM's older name for stop.failed.primary; rename it",
@@ -331,12 +351,21 @@ var loadCases = []struct {
 			}
 		}},
 	{name: "netmask converted", props: conf("virtualIp.netmask=255.255.255.0"), warns: []string{
-		"virtualIp.netmask is EFM's older name for virtual.ip.prefix; rename it", "virtual.ip.prefix is not implemented"}},
+		"virtualIp.netmask is EFM's older name for virtual.ip.prefix; rename it"},
+		check: func(t *testing.T, c Config) {
+			if c.VirtualIPPrefix != 24 {
+				t.Errorf("prefix %d", c.VirtualIPPrefix)
+			}
+		}},
 	{name: "netmask not convertible", props: conf("virtualIp.netmask=255.0.255.0"), warns: []string{
 		`c.properties:6: virtualIp.netmask: virtualIp.netmask is EFM's older name for virtual.ip.prefix; "255.0.255.0" cannot be converted to it, so it is ignored; replace this line with virtual.ip.prefix=<prefix length>`}},
-	{name: "alias and current both set, current after", props: conf("virtualIp=192.0.2.1", "virtual.ip=192.0.2.2"), warns: []string{
-		"c.properties:6: virtualIp: virtualIp is EFM's older name for virtual.ip; virtual.ip is also set (line 7) and wins",
-		"c.properties:7: virtual.ip: virtual.ip is not implemented yet"}},
+	{name: "alias and current both set, current after", props: conf("virtualIp=192.0.2.1", "virtual.ip=192.0.2.2", "virtual.ip.interface=eth0"), warns: []string{
+		"c.properties:6: virtualIp: virtualIp is EFM's older name for virtual.ip; virtual.ip is also set (line 7) and wins"},
+		check: func(t *testing.T, c Config) {
+			if c.VirtualIP.String() != "192.0.2.2" {
+				t.Errorf("virtual.ip %s", c.VirtualIP)
+			}
+		}},
 
 	// Failover policy.
 	{name: "failover booleans", props: conf("auto.failover=false", "auto.reconfigure=FALSE", "stop.isolated.primary=false",
@@ -561,7 +590,7 @@ func TestEffective(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
 	}
-	if order[0] != "db.user" || len(eff) != 48 {
+	if order[0] != "db.user" || len(eff) != 55 {
 		t.Errorf("order %v", order)
 	}
 	for _, kv := range eff {

@@ -70,6 +70,13 @@ func setField(c *Config, k *keySpec, raw string) string {
 			*p = v
 		}
 		return msg
+	case *netip.Addr:
+		v, err := netip.ParseAddr(s)
+		if err != nil || v.Zone() != "" {
+			return fmt.Sprintf("%q is not an IP address; write one address without a port or zone, e.g. 192.0.2.100 or 2001:db8::100", s)
+		}
+		*p = v.Unmap()
+		return ""
 	}
 	// Only reachable if the key table is inconsistent; keys_test.go checks it is not.
 	return fmt.Sprintf("internal error: no parser for %T", k.field(c))
@@ -91,6 +98,11 @@ func formatField(v any) string {
 	case *[]string:
 		return strings.Join(*p, " ")
 	case *netip.AddrPort:
+		if !p.IsValid() {
+			return ""
+		}
+		return p.String()
+	case *netip.Addr:
 		if !p.IsValid() {
 			return ""
 		}
