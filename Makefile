@@ -3,8 +3,9 @@ GO        ?= go
 BIN       := bin/pgfm
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/pgfm/pgfm/internal/version.Version=$(VERSION)
-# Integration tests fail (instead of skipping) when PostgreSQL is missing.
-TEST_ENV  := PGFM_REQUIRE_INTEGRATION=1
+# Integration tests fail (instead of skipping) when PostgreSQL or network
+# namespaces are missing.
+TEST_ENV  := PGFM_REQUIRE_INTEGRATION=1 PGFM_REQUIRE_NETNS=1
 FUZZTIME  ?= 30s
 
 .PHONY: all build test unit vet fuzz demo bench clean
