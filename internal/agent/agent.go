@@ -126,6 +126,13 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return err
 	}
 	defer srv.Close()
+	if a.cfg.PrimaryHealthCheckPort != 0 {
+		hs, err := a.serveHealthCheck()
+		if err != nil {
+			return err
+		}
+		defer hs.Close()
+	}
 
 	if err := a.startConsensus(ctx); err != nil {
 		a.closeConsensus()
@@ -201,6 +208,22 @@ func (a *Agent) serveAPI() (*httpapi.Server, error) {
 		}
 	}()
 	return srv, nil
+}
+
+// serveHealthCheck starts EFM 5.4's primary.health.check.port listener on
+// bind.address's host: any path, 200 on the primary, 404 elsewhere.
+func (a *Agent) serveHealthCheck() (*httpapi.HealthServer, error) {
+	hs := httpapi.NewHealthCheckServer(a, a.log)
+	l, err := net.Listen("tcp", net.JoinHostPort(a.self, strconv.Itoa(a.cfg.PrimaryHealthCheckPort)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: primary.health.check.port: %w (the port must be free on %s)", ErrRefused, err, a.self)
+	}
+	go func() {
+		if err := hs.Serve(l); err != nil {
+			a.fail(fmt.Errorf("health-check port: %w", err))
+		}
+	}()
+	return hs, nil
 }
 
 // startLoops starts the agent's loops, each owning one concern; the

@@ -21,15 +21,9 @@ func (a *Agent) notReady() error {
 		"the agent on %s is waiting for the cluster's consensus (a majority of members must run); see its log", a.self)
 }
 
-// Health is the local view for load balancers; it never waits on etcd.
-func (a *Agent) Health() httpapi.Health {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return httpapi.Health{
-		Type: a.status.Type, DBUp: a.status.DB.Up, InRecovery: a.status.DB.InRecovery,
-		HoldsLease: a.session != nil,
-	}
-}
+// Health is the local view for load balancers (health.go); it never waits
+// on etcd or the database.
+func (a *Agent) Health() httpapi.Health { return a.health(time.Now()) }
 
 // NodeStatus is what this agent last observed and published.
 func (a *Agent) NodeStatus(ctx context.Context) (cluster.MemberStatus, error) {
@@ -103,6 +97,7 @@ func (a *Agent) nodeReports(ctx context.Context, snap dcs.Snapshot) []cluster.No
 			n.Published = &st
 			ports[i] = cmp.Or(st.DBPort, ports[i])
 			n.Type, n.Agent, n.IdleReason = st.Type, cluster.AgentUp, st.IdleReason
+			n.VIP, n.VIPActive = st.VIP, st.VIPHeld
 			if st.Type == cluster.Idle {
 				n.Agent = cluster.AgentIdle
 			}

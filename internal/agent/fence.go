@@ -45,12 +45,14 @@ func (a *Agent) fenceLoop(ctx context.Context) {
 func (a *Agent) fenceIsolated(ctx context.Context, until time.Time) {
 	why := fmt.Sprintf("the agent could not renew its lease (valid until %s): this node is cut off from the cluster's majority", until.Format(time.RFC3339Nano))
 	if !a.cfg.StopIsolatedPrimary {
+		a.releaseVIP(ctx, "isolated")
 		a.log.Error("isolated primary; stop.isolated.primary=false leaves its database running", "why", why)
 		a.notify(ctx, hook.Severe, "Primary isolated", why+"; stop.isolated.primary=false: the database keeps running.")
 		return
 	}
 	a.setRejoin("database stopped: " + why)
 	a.log.Error("fencing the isolated primary's database", "why", why)
+	a.releaseVIP(ctx, "isolated")
 	srv := a.server()
 	if err := srv.EnsureStandbySignal(); err != nil {
 		a.log.Error("cannot write standby.signal", "err", err)

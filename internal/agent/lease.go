@@ -83,3 +83,12 @@ func (l *lease) until() time.Time {
 	defer l.mu.Unlock()
 	return l.validUntil
 }
+
+// leaseValid reports whether the agent holds a lease that is certainly
+// alive now.
+func (a *Agent) leaseValid() bool {
+	a.mu.Lock()
+	l := a.lease
+	a.mu.Unlock()
+	return l != nil && l.valid(time.Now())
+}

@@ -90,6 +90,9 @@ func (a *Agent) publish(ctx context.Context) {
 	rec, _ := a.currentPrimary()
 	st := describe(a.cfg, a.self, a.bind, a.adminURL, obs, time.Now().UTC(), a.startedAt)
 	st.Epoch = rec.Epoch
+	if c, ok := a.vipConfig(); ok {
+		st.VIP, st.VIPHeld = c.Address.String(), a.vipHeld()
+	}
 	st.PostmasterGone = !obs.Up && a.postmasterGone()
 	if st.PostmasterGone && a.wantPrimary() {
 		a.restartLocally(ctx)

@@ -36,6 +36,9 @@ func (a *Agent) reconcile(ctx context.Context) {
 	if rec.Node == "" {
 		return
 	}
+	if rec.Node != a.self {
+		a.releaseVIP(ctx, "the cluster's primary is "+rec.Node)
+	}
 	a.mu.Lock()
 	st := a.status
 	a.mu.Unlock()
@@ -44,6 +47,9 @@ func (a *Agent) reconcile(ctx context.Context) {
 		a.promoteSelf(ctx, rec, rev)
 	case rec.Node == a.self:
 		a.setRejoin("")
+		if st.DB.Up && !st.DB.InRecovery && rec.Phase == dcs.PhasePromoted && a.leaseValid() {
+			a.ensureVIP(ctx)
+		}
 	case st.DB.Up && !st.DB.InRecovery:
 		a.fenceStale(ctx, rec, "is writable but the cluster's primary is "+rec.Node)
 	case !st.DB.Up && st.Type != cluster.Witness:
@@ -86,6 +92,7 @@ func (a *Agent) fenceStale(ctx context.Context, rec dcs.Primary, why string) {
 	reason := fmt.Sprintf("database stopped: epoch %d named %s primary; this node needs a rejoin", rec.Epoch, rec.Node)
 	a.setRejoin(reason)
 	a.log.Error("fencing the local database: it "+why, "epoch", rec.Epoch)
+	a.releaseVIP(ctx, "fenced: "+why)
 	srv := a.server()
 	if err := srv.EnsureStandbySignal(); err != nil {
 		a.log.Error("cannot write standby.signal", "err", err)
@@ -120,6 +127,10 @@ func (a *Agent) promoteSelf(ctx context.Context, rec dcs.Primary, rev int64) {
 			return
 		}
 	}
+	if err := a.waitVIPGone(ctx); err != nil {
+		a.failPromotion(ctx, rec, rev, dcs.PhasePromoteFailed, "Standby agent tried to promote, but VIP appears to still be assigned", err.Error())
+		return
+	}
 	pctx, cancel := context.WithTimeout(ctx, a.cfg.LocalTimeout+30*time.Second)
 	err := a.server().Promote(pctx, a.localConnString(), 30*time.Second)
 	cancel()
@@ -132,6 +143,7 @@ func (a *Agent) promoteSelf(ctx context.Context, rec dcs.Primary, rev int64) {
 		a.failPromotion(ctx, rec, rev, dcs.PhasePromoteFailed, "Could not promote standby", "the database is still in recovery after promotion")
 		return
 	}
+	a.ensureVIP(ctx) // before the failover is reported complete
 	a.finishPromotion(ctx, rec, rev, obs)
 	if a.cfg.ScriptPostPromotion != "" {
 		a.runScript(ctx, "script.post.promotion", a.cfg.ScriptPostPromotion, vars)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -105,7 +106,7 @@ func nodeStatusJSONCmd(e *env) *cobra.Command {
 			if err != nil {
 				return explain(cfg, err)
 			}
-			out := nodeStatus{Type: string(st.Type), Address: st.Address, VIPActive: "false", Agent: string(cluster.AgentUp)}
+			out := nodeStatus{Type: string(st.Type), Address: st.Address, VIP: st.VIP, VIPActive: strconv.FormatBool(st.VIPHeld), Agent: string(cluster.AgentUp)}
 			switch {
 			case st.Type == cluster.Witness:
 				out.DB = string(cluster.DBNone)

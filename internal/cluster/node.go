@@ -88,6 +88,10 @@ type MemberStatus struct {
 	// RestartingUntil: the agent is restarting its crashed primary
 	// database locally (primary.restart.timeout); no failover before then.
 	RestartingUntil time.Time `json:"restarting_until,omitzero"`
+	// VIP is the virtual IP this node is configured with, VIPHeld whether
+	// it holds it now.
+	VIP     string `json:"vip,omitempty"`
+	VIPHeld bool   `json:"vip_held,omitempty"`
 }
 
 // RemoteProbe is one agent's observation of another node's database.

@@ -28,6 +28,7 @@ type Server struct {
 func NewServer(b Backend, token string, log *slog.Logger) *Server {
 	s := &Server{backend: b, token: token, log: log}
 	mux := http.NewServeMux()
+	// Health endpoints for load balancers (health.go); GET also serves HEAD.
 	mux.HandleFunc("GET /health", s.health)
 	mux.HandleFunc("GET /primary", s.primary)
 	mux.HandleFunc("GET /standby", s.standby)
@@ -64,33 +65,6 @@ func (s *Server) Close() {
 	if s.srv.Shutdown(ctx) != nil {
 		s.srv.Close()
 	}
-}
-
-func (s *Server) health(w http.ResponseWriter, r *http.Request) {
-	h := s.backend.Health()
-	code := http.StatusServiceUnavailable
-	if h.DBUp {
-		code = http.StatusOK
-	}
-	writeJSON(w, code, h)
-}
-
-func (s *Server) primary(w http.ResponseWriter, r *http.Request) {
-	h := s.backend.Health()
-	code := http.StatusServiceUnavailable
-	if h.DBUp && !h.InRecovery && h.HoldsLease && h.Type == "Primary" {
-		code = http.StatusOK
-	}
-	writeJSON(w, code, h)
-}
-
-func (s *Server) standby(w http.ResponseWriter, r *http.Request) {
-	h := s.backend.Health()
-	code := http.StatusServiceUnavailable
-	if h.DBUp && h.InRecovery && h.Type == "Standby" {
-		code = http.StatusOK
-	}
-	writeJSON(w, code, h)
 }
 
 func (s *Server) report(w http.ResponseWriter, r *http.Request) {

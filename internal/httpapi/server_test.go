@@ -135,37 +135,6 @@ func get(t *testing.T, url string) int {
 	return resp.StatusCode
 }
 
-func TestHealthEndpoints(t *testing.T) {
-	cases := []struct {
-		name                   string
-		h                      Health
-		health, primary, stdby int
-	}{
-		{"primary holding its lease", Health{Type: cluster.Primary, DBUp: true, HoldsLease: true}, 200, 200, 503},
-		{"primary without lease", Health{Type: cluster.Primary, DBUp: true}, 200, 503, 503},
-		{"primary type but in recovery", Health{Type: cluster.Primary, DBUp: true, InRecovery: true, HoldsLease: true}, 200, 503, 503},
-		{"primary with database down", Health{Type: cluster.Primary, HoldsLease: true}, 503, 503, 503},
-		{"standby", Health{Type: cluster.Standby, DBUp: true, InRecovery: true, HoldsLease: true}, 200, 503, 200},
-		{"standby without lease still serves reads", Health{Type: cluster.Standby, DBUp: true, InRecovery: true}, 200, 503, 200},
-		{"standby type not in recovery", Health{Type: cluster.Standby, DBUp: true, HoldsLease: true}, 200, 503, 503},
-		{"standby with database down", Health{Type: cluster.Standby, InRecovery: true}, 503, 503, 503},
-		{"idle, database up in recovery", Health{Type: cluster.Idle, DBUp: true, InRecovery: true, HoldsLease: true}, 200, 503, 503},
-		{"idle, database up", Health{Type: cluster.Idle, DBUp: true, HoldsLease: true}, 200, 503, 503},
-		{"witness", Health{Type: cluster.Witness, HoldsLease: true}, 503, 503, 503},
-	}
-	f, ts := newTestServer(t)
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			f.set(func(f *fakeBackend) { f.health = tc.h })
-			for path, want := range map[string]int{"/health": tc.health, "/primary": tc.primary, "/standby": tc.stdby} {
-				if got := get(t, ts.URL+path); got != want {
-					t.Errorf("GET %s = %d, want %d", path, got, want)
-				}
-			}
-		})
-	}
-}
-
 func TestAdminNeedsToken(t *testing.T) {
 	f, ts := newTestServer(t)
 	ops := []struct {

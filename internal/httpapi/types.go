@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/pgfm/pgfm/internal/cluster"
 )
@@ -35,13 +36,35 @@ type Message struct {
 	Message string `json:"message"`
 }
 
-// Health is the local agent's view for load balancers.
+// Health is the local agent's view for load balancers, taken from what the
+// agent keeps in memory (its last observation of the database, the last
+// primary record it saw and its lease), never from a request to etcd.
 type Health struct {
 	Type       cluster.Type `json:"type"`
 	DBUp       bool         `json:"db_up"`
 	InRecovery bool         `json:"in_recovery"`
-	// HoldsLease: the agent's status is published under a live lease.
+	// HoldsLease: the agent holds a lease that is certainly alive now.
 	HoldsLease bool `json:"holds_lease"`
+	// Primary: this node is the writable primary that holds the current
+	// lease: its database is up and not in recovery, the primary record
+	// names it with phase promoted, and its lease is valid now. The agent
+	// decides it; GET /primary and the health-check port only report it.
+	Primary bool `json:"primary"`
+	// WalReceiver is pg_stat_wal_receiver.status on a standby ("streaming").
+	WalReceiver string `json:"wal_receiver,omitempty"`
+	// LagBytes is how far this standby's replayed WAL is behind the last
+	// position the primary published (0 when at or past it); meaningful
+	// only when LagKnown (a standby, and both positions known).
+	LagBytes int64 `json:"lag_bytes"`
+	LagKnown bool  `json:"lag_known"`
+	// ObservedAt is when the agent last observed its database.
+	ObservedAt time.Time `json:"observed_at,omitzero"`
+}
+
+// HealthReporter is what the health endpoints need: the agent's Health.
+// Every Backend is one.
+type HealthReporter interface {
+	Health() Health
 }
 
 // Backend is what the server needs from the agent.
