@@ -15,8 +15,7 @@ import (
 func (a *Agent) fenceLoop(ctx context.Context) {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
-	// Stop before the lease's end with room for pg_ctl to act.
-	margin := min(time.Second, a.cfg.NodeTimeout/4)
+	margin := a.fenceMargin()
 	var held, fenced *lease
 	for {
 		select {
@@ -41,6 +40,10 @@ func (a *Agent) fenceLoop(ctx context.Context) {
 		fenced = held // once per lost lease
 	}
 }
+
+// fenceMargin is how long before its lease's end a primary stops its
+// database: room for pg_ctl to act.
+func (a *Agent) fenceMargin() time.Duration { return min(time.Second, a.cfg.NodeTimeout/4) }
 
 func (a *Agent) fenceIsolated(ctx context.Context, until time.Time) {
 	why := fmt.Sprintf("the agent could not renew its lease (valid until %s): this node is cut off from the cluster's majority", until.Format(time.RFC3339Nano))

@@ -84,11 +84,11 @@ func (l *lease) until() time.Time {
 	return l.validUntil
 }
 
-// leaseValid reports whether the agent holds a lease that is certainly
-// alive now.
-func (a *Agent) leaseValid() bool {
+// leaseValidFor reports whether the agent holds a lease that is certainly
+// alive for at least d more.
+func (a *Agent) leaseValidFor(d time.Duration) bool {
 	a.mu.Lock()
 	l := a.lease
 	a.mu.Unlock()
-	return l != nil && l.valid(time.Now())
+	return l != nil && l.valid(time.Now().Add(d))
 }

@@ -46,8 +46,11 @@ func (a *Agent) reconcile(ctx context.Context) {
 	case rec.Node == a.self && rec.Phase == dcs.PhasePromoting:
 		a.promoteSelf(ctx, rec, rev)
 	case rec.Node == a.self:
-		a.setRejoin("")
-		if st.DB.Up && !st.DB.InRecovery && rec.Phase == dcs.PhasePromoted && a.leaseValid() {
+		// Only a primary that will not fence itself any moment holds the
+		// address: the same margin as fenceLoop's. A fenced node keeps its
+		// reason until it is resumed or named again by a new failover.
+		if st.DB.Up && !st.DB.InRecovery && rec.Phase == dcs.PhasePromoted &&
+			a.rejoinNeeded() == "" && a.leaseValidFor(2*a.fenceMargin()) {
 			a.ensureVIP(ctx)
 		}
 	case st.DB.Up && !st.DB.InRecovery:

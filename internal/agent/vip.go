@@ -38,6 +38,11 @@ func (a *Agent) ensureVIP(ctx context.Context) {
 	vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := vip.Acquire(vctx, c); err != nil {
+		// Do not keep an address that was added but not announced (or not
+		// added fully): the next reconcile tries again.
+		if rerr := vip.Release(vctx, c); rerr != nil {
+			a.log.Error("cannot remove a half-assigned virtual IP", "vip", c, "err", rerr)
+		}
 		a.log.Error("cannot assign the virtual IP", "vip", c, "err", err)
 		a.notify(ctx, hook.Severe, "Could not assign VIP", fmt.Sprintf("%s could not take %s: %v", a.self, c, err))
 		return
