@@ -523,53 +523,11 @@ func (c *NetCluster) StartVIPWriter(t testing.TB) *Writer {
 	w := &Writer{Interval: 10 * time.Millisecond, done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
-	go w.runConfig(ctx, cfg)
+	// Every write arrives through the virtual IP: cluster_name (the node's
+	// address) tells the servers apart.
+	go w.run(ctx, cfg, "current_setting('cluster_name')")
 	t.Cleanup(w.Stop)
 	return w
-}
-
-// runConfig is Writer.run connecting with cfg, which names the server by
-// cluster_name rather than inet_server_addr() (the virtual IP everywhere).
-func (w *Writer) runConfig(ctx context.Context, cfg *pgx.ConnConfig) {
-	defer close(w.done)
-	var conn *pgx.Conn
-	defer func() {
-		if conn != nil {
-			conn.Close(context.Background())
-		}
-	}()
-	t := time.NewTicker(w.Interval)
-	defer t.Stop()
-	for id := 1; ; id++ {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if conn == nil {
-			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			c, err := pgx.ConnectConfig(cctx, cfg)
-			cancel()
-			if err != nil {
-				w.fail()
-				continue
-			}
-			conn = c
-		}
-		qctx, cancel := context.WithTimeout(ctx, time.Second)
-		var server string
-		err := conn.QueryRow(qctx, "INSERT INTO pgfm_writes(id) VALUES ($1) RETURNING current_setting('cluster_name')", id).Scan(&server)
-		cancel()
-		if err != nil {
-			w.fail()
-			conn.Close(context.Background())
-			conn = nil
-			continue
-		}
-		w.mu.Lock()
-		w.acked = append(w.acked, Write{ID: id, Server: server, At: time.Now()})
-		w.mu.Unlock()
-	}
 }
 
 // DBRunning reports whether pg_ctl status sees the node's server running

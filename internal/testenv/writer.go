@@ -26,7 +26,6 @@ type Write struct {
 // application would during a failover.
 type Writer struct {
 	Interval time.Duration
-	conninfo string
 	cancel   context.CancelFunc
 	done     chan struct{}
 
@@ -43,21 +42,24 @@ func StartWriter(t testing.TB, primary *PGNode, hosts []string, port int) *Write
 	for i := range ports {
 		ports[i] = fmt.Sprint(port)
 	}
-	w := &Writer{
-		Interval: 10 * time.Millisecond,
-		conninfo: fmt.Sprintf("host=%s port=%s user=postgres dbname=postgres target_session_attrs=read-write connect_timeout=1 sslmode=disable",
-			strings.Join(hosts, ","), strings.Join(ports, ",")),
-		done: make(chan struct{}),
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%s user=postgres dbname=postgres target_session_attrs=read-write connect_timeout=1 sslmode=disable",
+		strings.Join(hosts, ","), strings.Join(ports, ",")))
+	if err != nil {
+		t.Fatal(err)
 	}
+	w := &Writer{Interval: 10 * time.Millisecond, done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
-	go w.run(ctx)
+	go w.run(ctx, cfg, "host(inet_server_addr())")
 	t.Cleanup(w.Stop)
 	return w
 }
 
-func (w *Writer) run(ctx context.Context) {
+// run inserts a row every Interval until ctx ends, connecting with cfg and
+// naming the server that took each write with the SQL expression server.
+func (w *Writer) run(ctx context.Context, cfg *pgx.ConnConfig, server string) {
 	defer close(w.done)
+	insert := "INSERT INTO pgfm_writes(id) VALUES ($1) RETURNING " + server
 	var conn *pgx.Conn
 	defer func() {
 		if conn != nil {
@@ -74,7 +76,7 @@ func (w *Writer) run(ctx context.Context) {
 		}
 		if conn == nil {
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			c, err := pgx.Connect(cctx, w.conninfo)
+			c, err := pgx.ConnectConfig(cctx, cfg)
 			cancel()
 			if err != nil {
 				w.fail()
@@ -83,8 +85,8 @@ func (w *Writer) run(ctx context.Context) {
 			conn = c
 		}
 		qctx, cancel := context.WithTimeout(ctx, time.Second)
-		var server string
-		err := conn.QueryRow(qctx, "INSERT INTO pgfm_writes(id) VALUES ($1) RETURNING host(inet_server_addr())", id).Scan(&server)
+		var srv string
+		err := conn.QueryRow(qctx, insert, id).Scan(&srv)
 		cancel()
 		if err != nil {
 			w.fail()
@@ -93,7 +95,7 @@ func (w *Writer) run(ctx context.Context) {
 			continue
 		}
 		w.mu.Lock()
-		w.acked = append(w.acked, Write{ID: id, Server: server, At: time.Now()})
+		w.acked = append(w.acked, Write{ID: id, Server: srv, At: time.Now()})
 		w.mu.Unlock()
 	}
 }
