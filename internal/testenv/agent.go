@@ -241,6 +241,13 @@ func (n *Node) WriteNodes(t testing.TB, members ...*Node) {
 // Start launches the agent process.
 func (n *Node) Start(t testing.TB) {
 	t.Helper()
+	n.startWith(t, (*exec.Cmd).Start)
+}
+
+// startWith launches the agent with start (a plain exec, or one inside a
+// network namespace) and records its exit.
+func (n *Node) startWith(t testing.TB, start func(*exec.Cmd) error) {
+	t.Helper()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.cmd != nil {
@@ -250,7 +257,7 @@ func (n *Node) Start(t testing.TB) {
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	if err := start(cmd); err != nil {
 		t.Fatalf("testenv: start agent %s: %v", n.Name, err)
 	}
 	n.cmd, n.out, n.done = cmd, out, make(chan struct{})

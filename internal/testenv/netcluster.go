@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -358,30 +357,7 @@ func (n *NetNode) Exec(t testing.TB, sql string) {
 // Start launches the agent inside the node's namespace.
 func (n *NetNode) Start(t testing.TB) {
 	t.Helper()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cmd != nil {
-		t.Fatalf("testenv: agent %s already started", n.Name)
-	}
-	cmd := exec.Command(n.bin, "--config-dir", n.ConfigDir, "agent", n.Cluster)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := n.NetHost.Start(cmd); err != nil {
-		t.Fatalf("testenv: start agent %s: %v", n.Name, err)
-	}
-	n.cmd, n.out, n.done = cmd, out, make(chan struct{})
-	go func(done chan struct{}) {
-		err := cmd.Wait()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		}
-		n.mu.Lock()
-		n.code = code
-		n.mu.Unlock()
-		close(done)
-	}(n.done)
+	n.startWith(t, n.NetHost.Start)
 }
 
 // CLI runs `pgfm --config-dir DIR args...` inside the node's namespace.
