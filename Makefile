@@ -8,7 +8,7 @@ LDFLAGS   := -X github.com/pgfm/pgfm/internal/version.Version=$(VERSION)
 TEST_ENV  := PGFM_REQUIRE_INTEGRATION=1 PGFM_REQUIRE_NETNS=1
 FUZZTIME  ?= 30s
 
-.PHONY: all build test unit vet fuzz demo bench clean
+.PHONY: all build test unit vet fuzz demo bench campaign clean
 
 all: build
 
@@ -19,11 +19,30 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 
+# Packages whose tests start whole clusters (PostgreSQL servers and
+# race-built agents). On 2 cores two such clusters at once starve each
+# other's etcd heartbeats, so these packages run one at a time, each test
+# alone, after every other package has run (those in parallel).
+CLUSTER_PKGS := ./test/integration/ ./test/netns/
+OTHER_PKGS    = $(shell $(GO) list ./... | grep -v -e '/test/integration$$' -e '/test/netns$$' -e '/test/campaign$$')
+
 # Every test, with the race detector: unit tests, then integration tests
 # that run real PostgreSQL servers and pgfm agents (with etcd embedded) on
-# loopback. As root, PostgreSQL runs as the postgres user.
+# loopback and in network namespaces. As root, PostgreSQL runs as the
+# postgres user.
 test: vet
-	$(TEST_ENV) $(GO) test -race -count=1 -timeout 25m ./...
+	$(TEST_ENV) $(GO) test -race -count=1 -timeout 10m $(OTHER_PKGS)
+	$(TEST_ENV) $(GO) test -race -count=1 -timeout 25m -p 1 -parallel 1 $(CLUSTER_PKGS)
+
+# Fault campaigns on a busy machine (CAMPAIGN_LOAD busy processes): how
+# many formations of the harness's cluster collapse, and an isolated
+# primary's fence against the new primary's promotion, CAMPAIGN_RUNS times
+# each; prints the figures. CI runs a short one (CAMPAIGN_RUNS=1).
+CAMPAIGN_RUNS ?= 20
+CAMPAIGN_LOAD ?= 2
+campaign:
+	$(TEST_ENV) PGFM_CAMPAIGN_RUNS=$(CAMPAIGN_RUNS) PGFM_CAMPAIGN_LOAD=$(CAMPAIGN_LOAD) \
+		$(GO) test -race -count=1 -v -timeout 150m -run '$(CAMPAIGN)' ./test/campaign/
 
 # Pure and fast tests only.
 unit:

@@ -62,6 +62,8 @@ func (a *Agent) fenceIsolated(ctx context.Context, until time.Time) {
 	}
 	if err := srv.Stop(ctx, "immediate", a.cfg.LocalTimeout+5*time.Second); err != nil {
 		a.log.Error("cannot stop the isolated primary's database", "err", err)
+	} else {
+		a.log.Info("the isolated primary's database is stopped", "lease_valid_until", until.Format(time.RFC3339Nano))
 	}
 	a.notify(ctx, hook.Severe, "Isolated primary database shutdown", why+"; its database was stopped.")
 	if a.cfg.ScriptPrimaryIsolated != "" {

@@ -11,30 +11,49 @@ import (
 )
 
 // lease is the agent's liveness in etcd. It tracks until when the lease is
-// certainly still alive: the send time of the last successful renewal plus
-// the TTL. etcd's leader expires a lease no earlier than its receipt of that
-// renewal plus the TTL, so a primary that stops writing before validUntil
-// has stopped before any other node can see its lease expire (DESIGN.md §4,
-// invariant 1). A new etcd leader only extends leases, never shortens them.
+// certainly still alive anywhere: the send time of the last confirmed
+// renewal plus the TTL. A primary that stops writing before validUntil has
+// stopped before any other node can see its lease expire (DESIGN.md §4,
+// invariant 1).
+//
+// A renewal alone proves too little. etcd's leader renews a lease in its own
+// lessor without asking its followers as long as its raft ticks are recent,
+// so a leader cut off from the majority keeps renewing until CheckQuorum
+// makes it step down: one to two election timeouts counted in ticks, which
+// a loaded machine stretches without bound. Meanwhile the majority elects a
+// new leader whose lessor expires the lease TTL plus one election timeout
+// after that election. Renewals served by such a stale leader once kept an
+// isolated primary writable 5 s after a cut on a busy machine. So a renewal
+// counts only when a linearizable read sent after it succeeds in the same
+// raft term as the read before it: the term did not change across the
+// renewal, so the leader that renewed is the one whose quorum answered the
+// read after the renewal was sent; any later leader is elected after that
+// answer and expires the lease no earlier than the renewal's send time plus
+// the TTL.
 type lease struct {
 	cli *clientv3.Client
 	id  clientv3.LeaseID
 	ttl time.Duration
+	// probeKey is read (count only) to confirm the leader's quorum.
+	probeKey string
 
 	mu         sync.Mutex
 	validUntil time.Time
+	term       uint64 // raft term of the last confirming read; 0: none yet
 }
 
 // grantLease asks for a lease of ttl; etcd may grant more (never less than
-// 1.5 × its election timeout), which is used as granted.
-func grantLease(ctx context.Context, cli *clientv3.Client, ttl time.Duration) (*lease, error) {
+// 1.5 × its election timeout), which is used as granted. A grant is a raft
+// proposal, committed by a quorum after it was sent, so it needs no other
+// confirmation.
+func grantLease(ctx context.Context, cli *clientv3.Client, ttl time.Duration, probeKey string) (*lease, error) {
 	sent := time.Now()
 	r, err := cli.Grant(ctx, int64(ttl.Seconds()+0.999))
 	if err != nil {
 		return nil, err
 	}
 	granted := time.Duration(r.TTL) * time.Second
-	return &lease{cli: cli, id: r.ID, ttl: granted, validUntil: sent.Add(granted)}, nil
+	return &lease{cli: cli, id: r.ID, ttl: granted, probeKey: probeKey, validUntil: sent.Add(granted)}, nil
 }
 
 // errLeaseLost: etcd no longer knows the lease (it expired).
@@ -47,17 +66,8 @@ func (l *lease) keepAlive(ctx context.Context) error {
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
-		sent := time.Now()
-		rctx, cancel := context.WithTimeout(ctx, period*2)
-		r, err := l.cli.KeepAliveOnce(rctx, l.id)
-		cancel()
-		switch {
-		case err == nil && r.TTL > 0:
-			l.mu.Lock()
-			l.validUntil = sent.Add(time.Duration(r.TTL) * time.Second)
-			l.mu.Unlock()
-		case errors.Is(err, rpctypes.ErrLeaseNotFound) || (err == nil && r.TTL <= 0):
-			return errLeaseLost
+		if err := l.renew(ctx, 2*period); err != nil {
+			return err
 		}
 		if !l.valid(time.Now()) {
 			return errLeaseLost
@@ -69,6 +79,49 @@ func (l *lease) keepAlive(ctx context.Context) error {
 		}
 	}
 }
+
+// renew sends one renewal and confirms it (see lease). It returns an error
+// only when the lease is gone; a renewal that fails or cannot be confirmed
+// just leaves validUntil where it was.
+func (l *lease) renew(ctx context.Context, timeout time.Duration) error {
+	sent := time.Now()
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	r, err := l.cli.KeepAliveOnce(rctx, l.id)
+	cancel()
+	switch {
+	case errors.Is(err, rpctypes.ErrLeaseNotFound) || (err == nil && r.TTL <= 0):
+		return errLeaseLost
+	case err != nil:
+		return nil
+	}
+	rctx, cancel = context.WithTimeout(ctx, timeout)
+	term, err := l.confirm(rctx)
+	cancel()
+	if err != nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if v := sent.Add(time.Duration(r.TTL) * time.Second); acceptRenewal(l.term, term) && v.After(l.validUntil) {
+		l.validUntil = v
+	}
+	l.term = term
+	return nil
+}
+
+// confirm makes a linearizable read, which etcd answers only after its
+// leader heard from a quorum, and returns the raft term it was answered in.
+func (l *lease) confirm(ctx context.Context) (uint64, error) {
+	r, err := l.cli.Get(ctx, l.probeKey, clientv3.WithCountOnly())
+	if err != nil {
+		return 0, err
+	}
+	return r.Header.RaftTerm, nil
+}
+
+// acceptRenewal: a renewal is proven when the reads before and after it
+// were answered in one raft term (before is 0 until the first read).
+func acceptRenewal(before, after uint64) bool { return before != 0 && before == after }
 
 // valid reports whether the lease is certainly alive at t.
 func (l *lease) valid(t time.Time) bool {

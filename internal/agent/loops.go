@@ -20,7 +20,7 @@ import (
 // lease (e.g. cut off from the majority) is replaced by a new one.
 func (a *Agent) sessionLoop(ctx context.Context) {
 	for ctx.Err() == nil {
-		l, err := grantLease(ctx, a.cli, a.cfg.NodeTimeout)
+		l, err := grantLease(ctx, a.cli, a.cfg.NodeTimeout, a.store.StatusKey(a.self))
 		if err != nil {
 			a.log.Warn("cannot create the agent's lease; retrying", "err", err)
 			sleep(ctx, time.Second)

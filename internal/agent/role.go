@@ -134,6 +134,7 @@ func (a *Agent) promoteSelf(ctx context.Context, rec dcs.Primary, rev int64) {
 		a.failPromotion(ctx, rec, rev, dcs.PhasePromoteFailed, "Standby agent tried to promote, but VIP appears to still be assigned", err.Error())
 		return
 	}
+	a.log.Info("promoting the local database", "epoch", rec.Epoch, "replacing", rec.Previous)
 	pctx, cancel := context.WithTimeout(ctx, a.cfg.LocalTimeout+30*time.Second)
 	err := a.server().Promote(pctx, a.localConnString(), 30*time.Second)
 	cancel()

@@ -363,7 +363,8 @@ func (n *Node) CLI(t testing.TB, args ...string) (stdout, stderr string, code in
 
 // StartAll starts the primary's agent (which creates the cluster), then
 // every other node's, each allowed first with allow-node and joining
-// through the primary, and waits until all run.
+// through the primary, and waits until the cluster is healthy
+// (WaitHealthy).
 func (c *AgentCluster) StartAll(t testing.TB) {
 	t.Helper()
 	p := c.Primary()
@@ -377,6 +378,7 @@ func (c *AgentCluster) StartAll(t testing.TB) {
 		n.Start(t)
 		n.WaitReady(t)
 	}
+	c.WaitHealthy(t)
 }
 
 // WaitReady waits until the node's agent answers node-status-json.
@@ -384,7 +386,7 @@ func (n *Node) WaitReady(t testing.TB) {
 	t.Helper()
 	WaitFor(t, 90*time.Second, "agent "+n.Name+" ready", func() (bool, error) {
 		if !n.Running() {
-			return false, fmt.Errorf("agent %s exited; output:\n%s", n.Name, tail(n.Output(), 40))
+			return false, GiveUp(fmt.Errorf("agent %s exited (code %d); output:\n%s", n.Name, n.ExitCode(), tail(n.Output(), 40)))
 		}
 		_, errOut, code := n.CLI(t, "node-status-json", n.Cluster)
 		if code == 0 {
@@ -411,7 +413,10 @@ func (c *AgentCluster) cleanup() {
 			i := strings.Index(out, "WARNING: DATA RACE")
 			c.t.Errorf("agent %s reported a data race:\n%s", n.Name, out[i:min(len(out), i+6000)])
 		}
-		if c.t.Failed() {
+	}
+	if c.t.Failed() {
+		c.t.Logf("what the agents reported, in short:\n%s", Events(c.Nodes...))
+		for _, n := range c.Nodes {
 			c.t.Logf("agent %s output (tail):\n%s", n.Name, tail(n.Output(), 60))
 		}
 	}
@@ -433,4 +438,11 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// ExitCode is the agent's exit code once it has exited (0 before).
+func (n *Node) ExitCode() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.code
 }

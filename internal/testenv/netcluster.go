@@ -3,7 +3,6 @@ package testenv
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -382,7 +381,7 @@ func (n *NetNode) WaitReady(t testing.TB) {
 	t.Helper()
 	WaitFor(t, 90*time.Second, "agent "+n.Name+" ready", func() (bool, error) {
 		if !n.Running() {
-			return false, fmt.Errorf("agent %s exited; output:\n%s", n.Name, tail(n.Output(), 40))
+			return false, GiveUp(fmt.Errorf("agent %s exited (code %d); output:\n%s", n.Name, n.ExitCode(), tail(n.Output(), 40)))
 		}
 		_, errOut, code := n.CLI(t, "node-status-json", n.Cluster)
 		if code == 0 {
@@ -409,12 +408,11 @@ func (c *NetCluster) StartAll(t testing.TB) {
 		n.WaitReady(t)
 	}
 	last := c.Nodes[len(c.Nodes)-1]
-	last.WaitStatus(t, 60*time.Second, "a healthy cluster", func(st Status, code int) error {
-		if code != 0 || len(st.Nodes) != len(c.Nodes) {
-			return fmt.Errorf("exit %d, %d nodes: %+v", code, len(st.Nodes), st)
-		}
-		return nil
-	})
+	nodes := make([]*Node, len(c.Nodes))
+	for i, n := range c.Nodes {
+		nodes[i] = n.Node
+	}
+	waitFormed(t, nodes, func() (Status, int, error) { return last.Status(t) })
 }
 
 // Status is cluster-status-json as a script reads it.
@@ -437,11 +435,7 @@ type Status struct {
 func (n *NetNode) Status(t testing.TB) (Status, int, error) {
 	t.Helper()
 	out, errOut, code := n.CLI(t, "cluster-status-json", n.Cluster)
-	var st Status
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		return st, code, fmt.Errorf("cluster-status-json on %s: exit %d, not JSON: %v; stderr: %s", n.Name, code, err, errOut)
-	}
-	return st, code, nil
+	return parseStatus(n.Name, out, errOut, code)
 }
 
 // WaitStatus polls cluster-status-json on the node until cond holds.

@@ -8,7 +8,6 @@ import (
 // TestNoMajority: primary, standby and witness all cut from each other:
 // no side has a majority, so nobody is promoted.
 func TestNoMajority(t *testing.T) {
-	t.Parallel()
 	c := newCluster(t, 1, false)
 	p, s, wn := c.Nodes[0], c.Nodes[1], c.Nodes[2]
 	c.Net.Cut(t, p.NetHost, s.NetHost)

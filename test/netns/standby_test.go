@@ -10,7 +10,6 @@ import (
 // TestStandbyOrWitnessCutOff: a standby, then the witness, cut off from
 // every other host and healed: no failover, and each rejoins by itself.
 func TestStandbyOrWitnessCutOff(t *testing.T) {
-	t.Parallel()
 	c := newCluster(t, 2, false)
 	p := c.Primary()
 	w := c.StartVIPWriter(t)

@@ -1,0 +1,118 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/pgfm/pgfm/internal/etcdmember"
+)
+
+func TestAcceptRenewal(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		before, after uint64
+		want          bool
+	}{
+		{"first read after the grant: nothing to compare with", 0, 4, false},
+		{"same term before and after", 4, 4, true},
+		{"a new leader was elected meanwhile", 4, 5, false},
+		{"a term read after a newer one cannot happen; refused anyway", 5, 4, false},
+	} {
+		if got := acceptRenewal(c.before, c.after); got != c.want {
+			t.Errorf("%s: acceptRenewal(%d, %d) = %v, want %v", c.name, c.before, c.after, got, c.want)
+		}
+	}
+}
+
+// startEtcd runs a single-member embedded etcd and returns a client of it.
+func startEtcd(t *testing.T) *clientv3.Client {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := l.Addr().String()
+	l.Close()
+	dir, err := os.MkdirTemp("", "pgfm-lease-") // unix socket paths must stay short
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	m, err := etcdmember.Start(etcdmember.Config{
+		Name: "n1", DataDir: filepath.Join(dir, "etcd"), PeerURL: url.URL{Scheme: "http", Host: peer},
+		ClientSocket: filepath.Join(dir, "s"), State: "new", InitialCluster: "n1=http://" + peer, Token: "test",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := m.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{m.Endpoint()}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// A renewal extends the lease's validity only once a read before and a
+// read after it agree on the raft term; a revoked lease is reported lost.
+func TestLeaseRenewalNeedsAConfirmedTerm(t *testing.T) {
+	cli := startEtcd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := grantLease(ctx, cli, 3*time.Second, "/pgfm/test/status/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted := l.until()
+
+	if err := l.renew(ctx, 5*time.Second); err != nil {
+		t.Fatalf("first renewal: %v", err)
+	}
+	if l.term == 0 {
+		t.Fatal("the first renewal's read recorded no raft term")
+	}
+	if !l.until().Equal(granted) {
+		t.Fatalf("the first renewal, with no term read before it, moved validity from %s to %s", granted, l.until())
+	}
+	sent := time.Now()
+	if err := l.renew(ctx, 5*time.Second); err != nil {
+		t.Fatalf("second renewal: %v", err)
+	}
+	if got := l.until(); !got.After(granted) || got.Before(sent.Add(l.ttl)) {
+		t.Fatalf("a confirmed renewal sent at %s left validity at %s (granted until %s, ttl %s)", sent, got, granted, l.ttl)
+	}
+
+	// A read answered in another term than the one before the renewal
+	// (as after a new leader's election) does not count.
+	l.mu.Lock()
+	l.term++
+	l.mu.Unlock()
+	before := l.until()
+	if err := l.renew(ctx, 5*time.Second); err != nil {
+		t.Fatalf("renewal across a term change: %v", err)
+	}
+	if !l.until().Equal(before) {
+		t.Fatalf("a renewal whose term changed moved validity from %s to %s", before, l.until())
+	}
+
+	if _, err := cli.Revoke(ctx, l.id); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.renew(ctx, 5*time.Second); !errors.Is(err, errLeaseLost) {
+		t.Fatalf("renewal of a revoked lease: %v, want errLeaseLost", err)
+	}
+}
