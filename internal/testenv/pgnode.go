@@ -100,7 +100,8 @@ func (n *PGNode) Stop(t testing.TB, mode string) {
 func (n *PGNode) Start(t testing.TB) {
 	t.Helper()
 	if err := n.start(); err != nil {
-		t.Fatalf("testenv: %s: start: %v", n.Name, err)
+		b, _ := os.ReadFile(n.LogFile)
+		t.Fatalf("testenv: %s: start: %v\nthe end of its server log %s:\n%s", n.Name, err, n.LogFile, tail(string(b), 15))
 	}
 }
 
