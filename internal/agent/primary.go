@@ -2,45 +2,19 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/pgfm/pgfm/internal/dcs"
 )
 
 // primaryLoop keeps a.primary current from etcd's primary record and
-// wakes the role loop whenever it changes.
+// wakes the role loop whenever it changes. The watch starts at the
+// revision of its own read, so no failover committed meanwhile is missed.
 func (a *Agent) primaryLoop(ctx context.Context) {
 	for ctx.Err() == nil {
-		p, rev, ok, err := a.store.ReadPrimary(ctx)
-		if err != nil {
-			sleep(ctx, time.Second)
-			continue
+		if err := a.store.WatchPrimary(ctx, a.setPrimary); err != nil && ctx.Err() == nil {
+			a.log.Debug("primary record watch ended; watching again", "err", err)
 		}
-		if ok {
-			a.setPrimary(p, rev)
-		}
-		r, err := a.cli.Get(ctx, a.store.PrimaryKey())
-		if err != nil {
-			sleep(ctx, time.Second)
-			continue
-		}
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		for w := range a.cli.Watch(wctx, a.store.PrimaryKey(), clientv3.WithRev(r.Header.Revision+1)) {
-			if w.Err() != nil {
-				break
-			}
-			for _, ev := range w.Events {
-				var p dcs.Primary
-				if ev.Type != clientv3.EventTypePut || json.Unmarshal(ev.Kv.Value, &p) != nil {
-					continue
-				}
-				a.setPrimary(p, ev.Kv.ModRevision)
-			}
-		}
-		cancel()
 		sleep(ctx, 200*time.Millisecond)
 	}
 }

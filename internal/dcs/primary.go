@@ -100,3 +100,37 @@ func (s *Store) ClearCleanStop(ctx context.Context, addr string) error {
 	_, err := s.cli.Delete(ctx, s.keyClean(addr))
 	return err
 }
+
+// WatchPrimary calls fn with the primary record as it is now, then with
+// every later version, in order, until ctx ends or the watch breaks (etcd
+// lost its leader, or compaction): it returns then and the caller calls it
+// again. It reads once and watches from that read's revision, so a version
+// committed between the read and the start of the watch (while fn runs,
+// say) is delivered too. Versions that cannot be decoded are skipped.
+func (s *Store) WatchPrimary(ctx context.Context, fn func(p Primary, rev int64)) error {
+	r, err := s.cli.Get(ctx, s.keyPrimary())
+	if err != nil {
+		return fmt.Errorf("dcs: read primary record: %w", err)
+	}
+	if len(r.Kvs) > 0 {
+		var p Primary
+		if json.Unmarshal(r.Kvs[0].Value, &p) == nil {
+			fn(p, r.Kvs[0].ModRevision)
+		}
+	}
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	for w := range s.cli.Watch(wctx, s.keyPrimary(), clientv3.WithRev(r.Header.Revision+1)) {
+		if err := w.Err(); err != nil {
+			return fmt.Errorf("dcs: watch primary record: %w", err)
+		}
+		for _, ev := range w.Events {
+			var p Primary
+			if ev.Type != clientv3.EventTypePut || json.Unmarshal(ev.Kv.Value, &p) != nil {
+				continue
+			}
+			fn(p, ev.Kv.ModRevision)
+		}
+	}
+	return ctx.Err()
+}

@@ -422,3 +422,37 @@ func testClustersApart(t *testing.T, ctx context.Context, s *Store) {
 		t.Error("same stop key for two clusters")
 	}
 }
+
+// A failover committed between WatchPrimary's read and the start of its
+// watch (here: by fn, on the read's version) is still delivered.
+func TestWatchPrimaryMissesNothing(t *testing.T) {
+	cli := startEtcd(t)
+	s := New(cli, "prod")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.InitPrimary(ctx, Primary{Node: "10.0.0.1", Epoch: 1, Phase: PhasePromoted}); err != nil {
+		t.Fatal(err)
+	}
+	var seen []uint64
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	err := s.WatchPrimary(wctx, func(p Primary, rev int64) {
+		seen = append(seen, p.Epoch)
+		switch p.Epoch {
+		case 1: // the read: commit the failover before the watch starts
+			ok, err := s.UpdatePrimary(ctx, rev, Primary{Node: "10.0.0.2", Epoch: 2, Phase: PhasePromoting, Previous: "10.0.0.1"})
+			if err != nil || !ok {
+				t.Errorf("commit the failover: %v %v", ok, err)
+				stop()
+			}
+		case 2:
+			stop()
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("WatchPrimary returned %v, want the cancellation", err)
+	}
+	if !reflect.DeepEqual(seen, []uint64{1, 2}) {
+		t.Fatalf("epochs seen %v, want [1 2]: the failover committed between the read and the watch was missed", seen)
+	}
+}
