@@ -15,10 +15,13 @@ import (
 
 // Exit codes of `pgfm agent`, chosen so systemd restarts only what a
 // restart can fix (packaging/pgfm@.service: RestartPreventExitStatus).
+//
+// A Go panic or runtime fatal error (ours or the embedded etcd's) exits 2,
+// which is why a refusal is not 2: a crash must be restarted.
 const (
-	exitAgentFailed  = 1 // restartable
-	exitAgentRefused = 2 // configuration or admission: fix something first
-	exitAgentRemoved = 3 // disallow-node removed this node
+	exitAgentFailed  = 1  // restartable
+	exitAgentRemoved = 3  // disallow-node removed this node
+	exitAgentRefused = 78 // configuration or admission: fix something first (sysexits' EX_CONFIG)
 )
 
 func agentCmd(e *env) *cobra.Command {
@@ -35,13 +38,18 @@ joins through the members listed in CLUSTER.nodes, or, when that file is empty
 and the local database is a primary, starts a new cluster.
 
 SIGTERM or SIGINT stop the agent; the database keeps running.
-Exit codes: 0 stopped (signal or stop-cluster), 1 failed, 2 refused (fix the
-configuration or allow the node first), 3 removed by disallow-node.`,
+Exit codes: 0 stopped (signal or stop-cluster), 1 failed, 2 crashed (a Go
+panic), 3 removed by disallow-node, 78 refused (fix the configuration or allow
+the node first). systemd restarts the agent after 1 and 2, not after 3 or 78.`,
 		Args: exactArgs(1, "CLUSTER"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, warns, err := e.load(args[0])
 			if err != nil {
-				return err
+				var ee *ExitError
+				if errors.As(err, &ee) {
+					return &ExitError{Code: exitAgentRefused, Err: ee.Err}
+				}
+				return &ExitError{Code: exitAgentRefused, Err: err}
 			}
 			log, closeLog, err := agentLogger(e.stderr, cfg.LogDir, cfg.Cluster, logLevel)
 			if err != nil {

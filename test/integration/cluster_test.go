@@ -94,8 +94,8 @@ func TestClusterLifecycle(t *testing.T) {
 	// A standby or a witness cannot start a cluster (their .nodes is empty).
 	for _, n := range []*testenv.Node{standby, witness} {
 		n.Start(t)
-		if code := n.Wait(t, 60*time.Second); code != 2 {
-			t.Fatalf("%s with an empty .nodes exited %d, want 2; output:\n%s", n.Name, code, n.Output())
+		if code := n.Wait(t, 60*time.Second); code != 78 {
+			t.Fatalf("%s with an empty .nodes exited %d, want 78 (refused); output:\n%s", n.Name, code, n.Output())
 		}
 	}
 	if out := standby.Output(); !strings.Contains(out, "cannot start a new cluster on a standby") {
@@ -211,7 +211,7 @@ func TestClusterLifecycle(t *testing.T) {
 
 	t.Run("two agents of one cluster on one host are refused", func(t *testing.T) {
 		out, errOut, code := standby.CLI(t, "agent", c.Name)
-		if code != 2 || !strings.Contains(out+errOut, "already runs on this host") {
+		if code != 78 || !strings.Contains(out+errOut, "already runs on this host") {
 			t.Fatalf("second agent: exit %d\n%s%s", code, out, errOut)
 		}
 	})
@@ -220,8 +220,8 @@ func TestClusterLifecycle(t *testing.T) {
 
 	t.Run("a node that was not allowed is refused and told why", func(t *testing.T) {
 		extra.Start(t)
-		if code := extra.Wait(t, 60*time.Second); code != 2 {
-			t.Fatalf("not-allowed node exited %d, want 2:\n%s", code, extra.Output())
+		if code := extra.Wait(t, 60*time.Second); code != 78 {
+			t.Fatalf("not-allowed node exited %d, want 78 (refused):\n%s", code, extra.Output())
 		}
 		for _, s := range []string{"not on the allowed node host list", "pgfm allow-node " + c.Name + " " + extra.Host} {
 			if !strings.Contains(extra.Output(), s) {
@@ -233,8 +233,8 @@ func TestClusterLifecycle(t *testing.T) {
 	t.Run("an agent of another cluster name is refused", func(t *testing.T) {
 		other := c.AddNode(t, "other", "other", map[string]string{"is.witness": "true"})
 		other.Start(t)
-		if code := other.Wait(t, 60*time.Second); code != 2 {
-			t.Fatalf("other-cluster node exited %d, want 2:\n%s", code, other.Output())
+		if code := other.Wait(t, 60*time.Second); code != 78 {
+			t.Fatalf("other-cluster node exited %d, want 78 (refused):\n%s", code, other.Output())
 		}
 		if !strings.Contains(other.Output(), `is an agent of cluster "prod", not "other"`) {
 			t.Fatalf("refusal does not name the clusters:\n%s", other.Output())
