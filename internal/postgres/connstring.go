@@ -11,6 +11,7 @@ import (
 // quoted, so hosts (IPv6 included), users and database names need no care from
 // the caller. Empty values are left out, so libpq's defaults apply. The connect
 // timeout is rounded up to whole seconds, libpq's unit; zero leaves it out.
+// The client encoding is always UTF-8, whatever the server's encoding.
 func ConnString(host string, port int, user, database, sslmode string, connectTimeout time.Duration) string {
 	var b strings.Builder
 	add := func(key, value string) {
@@ -34,6 +35,9 @@ func ConnString(host string, port int, user, database, sslmode string, connectTi
 	if connectTimeout > 0 {
 		add("connect_timeout", strconv.Itoa(int(math.Ceil(connectTimeout.Seconds()))))
 	}
+	// The server's encoding may be anything (SQL_ASCII, LATIN1, ...): ask
+	// for UTF-8, which pgx's simple protocol requires and Go strings are.
+	add("client_encoding", "UTF8")
 	return b.String()
 }
 

@@ -18,12 +18,12 @@ func TestConnString(t *testing.T) {
 		wantTimeoutSec time.Duration
 	}{
 		{name: "plain", host: "127.0.0.1", port: 5432, user: "postgres", db: "postgres", ssl: "disable", timeout: 3 * time.Second,
-			want: `host='127.0.0.1' port='5432' user='postgres' dbname='postgres' sslmode='disable' connect_timeout='3'`, wantTimeoutSec: 3 * time.Second},
+			want: `host='127.0.0.1' port='5432' user='postgres' dbname='postgres' sslmode='disable' connect_timeout='3' client_encoding='UTF8'`, wantTimeoutSec: 3 * time.Second},
 		{name: "ipv6", host: "::1", port: 6543, user: "u", db: "d", ssl: "require", timeout: 1500 * time.Millisecond,
-			want: `host='::1' port='6543' user='u' dbname='d' sslmode='require' connect_timeout='2'`, wantTimeoutSec: 2 * time.Second},
+			want: `host='::1' port='6543' user='u' dbname='d' sslmode='require' connect_timeout='2' client_encoding='UTF8'`, wantTimeoutSec: 2 * time.Second},
 		{name: "quotes", host: "/tmp/a b", port: 1, user: `o'neil`, db: `we\ird db`,
-			want: `host='/tmp/a b' port='1' user='o\'neil' dbname='we\\ird db'`},
-		{name: "empty", want: ``},
+			want: `host='/tmp/a b' port='1' user='o\'neil' dbname='we\\ird db' client_encoding='UTF8'`},
+		{name: "empty", want: `client_encoding='UTF8'`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := ConnString(tc.host, tc.port, tc.user, tc.db, tc.ssl, tc.timeout)

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,9 @@ type PGOptions struct {
 	Hosts []string
 	// ExtraConf lines are appended to every node's postgresql.conf.
 	ExtraConf []string
+	// Encoding is the server encoding initdb gives the cluster (with the C
+	// locale); default UTF8.
+	Encoding string
 }
 
 // PGCluster is a primary and its standbys, stopped and removed when the test
@@ -63,7 +67,7 @@ func NewPGCluster(t testing.TB, opts PGOptions) *PGCluster {
 	for i, h := range hosts {
 		c.Nodes = append(c.Nodes, newNode(t, base, fmt.Sprintf("node%d", i), h, port, bin, own))
 	}
-	if err := c.Primary().initPrimary(opts.ExtraConf); err != nil {
+	if err := c.Primary().initPrimary(opts.ExtraConf, cmp.Or(opts.Encoding, "UTF8")); err != nil {
 		t.Fatalf("testenv: primary: %v", err)
 	}
 	if err := c.addStandbys(); err != nil {
@@ -152,11 +156,11 @@ func newNode(t testing.TB, base, name, host string, port int, bin, own string) *
 }
 
 // initPrimary creates and starts the primary.
-func (n *PGNode) initPrimary(extra []string) error {
+func (n *PGNode) initPrimary(extra []string, encoding string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
 	if _, err := n.run(ctx, "initdb", "-D", n.DataDir, "-U", "postgres", "--auth=trust",
-		"-E", "UTF8", "--locale=C", "--no-sync"); err != nil {
+		"-E", encoding, "--locale=C", "--no-sync"); err != nil {
 		return err
 	}
 	conf := slices.Concat(baseConf, extra, nodeConf(n))
