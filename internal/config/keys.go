@@ -63,6 +63,10 @@ type keySpec struct {
 
 	// notApplicable: why; notImplemented: what to do meanwhile (optional)
 	note string
+	// notImplemented: values that ask for what pgfm does anyway (the
+	// feature off), so they are accepted without a warning; a blank value
+	// always is.
+	off []string
 }
 
 func sup(name string, k kind, def string, n need, example string, field func(*Config) any) keySpec {
@@ -70,6 +74,11 @@ func sup(name string, k kind, def string, n need, example string, field func(*Co
 }
 
 func todo(name string) keySpec { return keySpec{name: name, status: notImplemented} }
+
+// todoOff is todo with the values that leave the feature off.
+func todoOff(name string, off ...string) keySpec {
+	return keySpec{name: name, status: notImplemented, off: off}
+}
 
 func todoHint(name, hint string) keySpec {
 	return keySpec{name: name, status: notImplemented, note: hint}
@@ -153,33 +162,33 @@ func keyTable() []keySpec {
 		// EFM features pgfm does not have yet.
 		todoHint("db.password.encrypted", "pgfm cannot read EFM's encrypted passwords: use ~/.pgpass of the agent's user or PGPASSWORD for now"),
 		todo("script.db.password"),
-		todo("script.db.password.retry"),
-		todo("script.db.password.encrypted"),
+		todoOff("script.db.password.retry", "10"),
+		todoOff("script.db.password.encrypted", "false"),
 		todo("db.service.name"),
-		todo("db.reuse.connection.count"),
+		todoOff("db.reuse.connection.count", "0"),
 		todo("restart.connection.timeout"),
 		todo("external.address"),
-		todo("encrypt.agent.messages"),
+		todoOff("encrypt.agent.messages", "false"),
 		todo("ping.server.ip"),
 		todo("ping.server.command"),
-		todo("auto.rewind"),
-		todo("auto.basebackup"),
-		todo("use.replay.tiebreaker"),
-		todo("standby.restart.delay"),
-		todo("update.physical.slots.period"),
+		todoOff("auto.rewind", "false"),
+		todoOff("auto.basebackup", "false"),
+		todoOff("use.replay.tiebreaker", "false"),
+		todoOff("standby.restart.delay", "0"),
+		todoOff("update.physical.slots.period", "0"),
 		todo("restore.command"),
-		todo("reconfigure.num.sync"),
+		todoOff("reconfigure.num.sync", "false"),
 		todo("reconfigure.num.sync.max"),
-		todo("reconfigure.sync.primary"),
-		todo("check.num.sync.period"),
-		todo("backup.wal"),
+		todoOff("reconfigure.sync.primary", "false"),
+		todoOff("check.num.sync.period", "30"),
+		todoOff("backup.wal", "false"),
 		todo("release.vip.background"),
-		todo("release.vip.pre.wait"),
-		todo("release.vip.post.wait"),
+		todoOff("release.vip.pre.wait", "0"),
+		todoOff("release.vip.post.wait", "0"),
 		todo("script.load.balancer.attach"),
 		todo("script.load.balancer.detach"),
-		todo("detach.on.agent.failure"),
-		todo("pgpool.enable"),
+		todoOff("detach.on.agent.failure", "false"),
+		todoOff("pgpool.enable", "false"),
 		todo("pcp.user"),
 		todo("pcp.host"),
 		todo("pcp.port"),
@@ -190,7 +199,7 @@ func keyTable() []keySpec {
 		todo("script.custom.monitor"),
 		todo("custom.monitor.interval"),
 		todo("custom.monitor.timeout"),
-		todo("custom.monitor.safe.mode"),
+		todoOff("custom.monitor.safe.mode", "false"),
 		todo("dcs.endpoints"),
 
 		// EFM/Java plumbing that has no meaning for pgfm.

@@ -109,8 +109,9 @@ func build(cluster, file string, entries []Entry) (Config, []Warning, []error) {
 			if ok {
 				lines[k.name] = s.line
 			}
-		case k.status == notImplemented && ok && strings.TrimSpace(s.value) != "":
-			// A blank value asks for the feature to be off, which is what pgfm does: no warning.
+		case k.status == notImplemented && ok && !k.isOff(s.value):
+			// A blank value, or one like auto.rewind=false, asks for the
+			// feature to be off, which is what pgfm does: no warning.
 			msg := k.name + " is not implemented yet in pgfm; it is ignored"
 			if k.note != "" {
 				msg += ": " + k.note
@@ -302,4 +303,19 @@ func unjoin(err error) []error {
 
 func sortWarnings(ws []Warning) {
 	slices.SortStableFunc(ws, func(a, b Warning) int { return cmp.Compare(a.Line, b.Line) })
+}
+
+// isOff reports whether v, set on a not-implemented key, asks for the
+// feature to be off (blank, or one of the key's off values).
+func (k *keySpec) isOff(v string) bool {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return true
+	}
+	for _, o := range k.off {
+		if strings.EqualFold(v, o) {
+			return true
+		}
+	}
+	return false
 }

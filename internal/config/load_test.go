@@ -308,6 +308,12 @@ var loadCases = []struct {
 		"c.properties:6: pingServerIp: ping.server.ip is not implemented yet in pgfm",
 		"c.properties:7: reconfigure.sync.master: reconfigure.sync.master is EFM's older name for reconfigure.sync.primary; rename it",
 		"c.properties:7: reconfigure.sync.master: reconfigure.sync.primary is not implemented yet"}},
+	{name: "not implemented keys at their off values warn nothing", props: conf("auto.rewind=false", "auto.basebackup=FALSE",
+		"encrypt.agent.messages=false", "backup.wal=false", "update.physical.slots.period=0", "db.reuse.connection.count=0",
+		"use.replay.tiebreaker=false", "pgpool.enable=false", "release.vip.pre.wait=0", "script.db.password.retry=10"), warns: []string{}},
+	{name: "not implemented keys turned on warn", props: conf("auto.rewind=true", "update.physical.slots.period=5"), warns: []string{
+		"c.properties:6: auto.rewind: auto.rewind is not implemented yet in pgfm; it is ignored",
+		"c.properties:7: update.physical.slots.period: update.physical.slots.period is not implemented yet in pgfm; it is ignored"}},
 	{name: "virtual ip", props: conf("virtualIp=192.0.2.100", "virtual.ip.interface=eth0", "virtual.ip.prefix=24"),
 		warns: []string{"c.properties:6: virtualIp: virtualIp is EFM's older name for virtual.ip; rename it"},
 		check: func(t *testing.T, c Config) {
@@ -334,7 +340,7 @@ var loadCases = []struct {
 		"pingServerCommand is EFM's older name for ping.server.command; rename it", "ping.server.command is not implemented",
 		"stop.failed.master is EFM's older name for stop.failed.primary; rename it",
 		"master.shutdown.as.failure is EFM's older name for primary.shutdown.as.failure; rename it",
-		"reconfigure.sync.master is EFM's older name for reconfigure.sync.primary; rename it", "reconfigure.sync.primary is not implemented",
+		"reconfigure.sync.master is EFM's older name for reconfigure.sync.primary; rename it", // =false: off, as pgfm is
 		"script.master.isolated is EFM's older name for script.primary.isolated; rename it",
 		"auto.resume.period is EFM's older name for auto.resume.startup.period; rename it",
 		"stop.isolated.master is EFM's older name for stop.isolated.primary; rename it",
