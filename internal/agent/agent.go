@@ -86,7 +86,8 @@ type Agent struct {
 	// restartingUntil: a local restart of the primary's postmaster is under
 	// way (primary.restart.timeout) and holds failover back until then.
 	restartingUntil time.Time
-	restartTried    bool // one local restart per crash
+	restartTried    bool   // one local restart per crash
+	failedStopEpoch uint64 // last epoch whose failed primary (this node) was stopped (stop.failed.primary)
 
 	joinMu sync.Mutex // admissions through this member, one at a time
 }

@@ -68,6 +68,9 @@ func (a *Agent) Report(ctx context.Context) (cluster.Report, error) {
 			rep.Messages = append(rep.Messages, fmt.Sprintf("Failover to %s (epoch %d, replacing %s): %s. %s", p.Node, p.Epoch, p.Previous, p.Phase, p.Detail))
 		}
 	}
+	if a.cfg.VirtualIPSingle {
+		rep.Messages = append(rep.Messages, vipMismatch(snap.Status)...)
+	}
 	rep.Nodes = a.nodeReports(ctx, snap)
 	for _, n := range rep.Nodes {
 		if n.Agent == cluster.AgentDown {
@@ -332,4 +335,27 @@ func (a *Agent) StopCluster(ctx context.Context) (string, error) {
 	}
 	a.log.Info("stop-cluster requested")
 	return fmt.Sprintf("Stop requested: every agent of cluster %s stops; the databases keep running.", a.cfg.Cluster), nil
+}
+
+// vipMismatch says when database nodes are configured with different
+// virtual IPs although virtual.ip.single=true (EFM's default: one address
+// that moves to whichever node is primary). Pure, for table tests.
+func vipMismatch(statuses map[string]cluster.MemberStatus) []string {
+	byVIP := map[string][]string{}
+	for addr, st := range statuses {
+		if st.VIP != "" {
+			byVIP[st.VIP] = append(byVIP[st.VIP], addr)
+		}
+	}
+	if len(byVIP) < 2 {
+		return nil
+	}
+	var parts []string
+	for vip, nodes := range byVIP {
+		sortAddrs(nodes)
+		parts = append(parts, vip+" on "+strings.Join(nodes, ", "))
+	}
+	slices.Sort(parts)
+	return []string{"virtual.ip differs between nodes (" + strings.Join(parts, "; ") +
+		") although virtual.ip.single=true: set the same virtual.ip on every node, or virtual.ip.single=false where each node has its own address"}
 }

@@ -51,6 +51,14 @@ func rightState(obs cluster.DBObservation, wantPrimary bool) error {
 	return nil
 }
 
+// primaryIfSelf is this node's address when the cluster names it primary.
+func (a *Agent) primaryIfSelf() string {
+	if rec, _ := a.currentPrimary(); rec.Node == a.self {
+		return a.self
+	}
+	return ""
+}
+
 func (a *Agent) wantPrimary() bool {
 	rec, _ := a.currentPrimary()
 	return rec.Node == a.self && rec.Phase == dcs.PhasePromoted
@@ -76,6 +84,15 @@ func (a *Agent) trackIdle(ctx context.Context, obs cluster.DBObservation) {
 	if prev == nil {
 		a.log.Warn("agent idle: not monitoring its database", "reason", cur.Reason)
 		a.notify(ctx, hook.Warning, "Idle agent", fmt.Sprintf("The agent on %s is idle: %s. Run `pgfm resume %s` once the database is right.", a.self, cur.Reason, a.cfg.Cluster))
+		if !cur.Startup && !obs.Up && a.cfg.ScriptDBFailure != "" {
+			// Off the publish path: the failure must reach the cluster
+			// now, whatever the script does.
+			vars := hook.Placeholders{FailedPrimary: a.primaryIfSelf(), Node: a.self, Type: "s", Owner: a.cfg.DB.ServiceOwner}
+			if vars.FailedPrimary != "" {
+				vars.Type = "p"
+			}
+			go a.runScript(ctx, "script.db.failure", a.cfg.ScriptDBFailure, vars)
+		}
 		return
 	}
 	period := a.cfg.AutoResumeFailurePeriod

@@ -229,3 +229,24 @@ func TestSortAddrs(t *testing.T) {
 		}
 	}
 }
+
+func TestVIPMismatch(t *testing.T) {
+	st := func(vip string) cluster.MemberStatus { return cluster.MemberStatus{VIP: vip} }
+	for _, c := range []struct {
+		name     string
+		statuses map[string]cluster.MemberStatus
+		want     string // "" for no message
+	}{
+		{"no virtual IP anywhere", map[string]cluster.MemberStatus{"10.0.0.1": st(""), "10.0.0.2": st("")}, ""},
+		{"one address everywhere; the witness has none", map[string]cluster.MemberStatus{
+			"10.0.0.1": st("10.0.0.100"), "10.0.0.2": st("10.0.0.100"), "10.0.0.3": st("")}, ""},
+		{"two addresses", map[string]cluster.MemberStatus{
+			"10.0.0.1": st("10.0.0.100"), "10.0.0.2": st("10.0.1.100"), "10.0.0.3": st("10.0.0.100")},
+			"virtual.ip differs between nodes (10.0.0.100 on 10.0.0.1, 10.0.0.3; 10.0.1.100 on 10.0.0.2) although virtual.ip.single=true"},
+	} {
+		got := strings.Join(vipMismatch(c.statuses), "\n")
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+	}
+}

@@ -56,12 +56,37 @@ func (a *Agent) reconcile(ctx context.Context) {
 	case st.DB.Up && !st.DB.InRecovery:
 		a.fenceStale(ctx, rec, "is writable but the cluster's primary is "+rec.Node)
 	case !st.DB.Up && st.Type != cluster.Witness:
+		if rec.Previous == a.self {
+			a.stopFailedPrimary(ctx, rec)
+		}
 		// A database that is down stays unable to come back writable.
 		if err := a.server().EnsureStandbySignal(); err != nil {
 			a.log.Warn("cannot write standby.signal", "err", err)
 		}
 	case st.DB.InRecovery && rec.Phase == dcs.PhasePromoted && a.rejoinNeeded() == "":
 		a.follow(ctx, rec, st)
+	}
+}
+
+// stopFailedPrimary (stop.failed.primary, EFM's meaning): once a failover
+// replaced this node, a database of it that does not answer is stopped
+// for good, once per epoch, so a hung postmaster cannot wake up writable
+// and take writes before it is seen. Writable or not, a stale primary that
+// answers is always stopped (fenceStale).
+func (a *Agent) stopFailedPrimary(ctx context.Context, rec dcs.Primary) {
+	a.mu.Lock()
+	done := a.failedStopEpoch >= rec.Epoch
+	a.failedStopEpoch = max(a.failedStopEpoch, rec.Epoch)
+	a.mu.Unlock()
+	if done || !a.cfg.StopFailedPrimary {
+		return
+	}
+	if pid := a.server().PostmasterPID(); pid == 0 {
+		return // nothing runs
+	}
+	a.log.Warn("stopping the failed primary's database (stop.failed.primary)", "epoch", rec.Epoch, "primary", rec.Node)
+	if err := a.server().Stop(ctx, "immediate", a.cfg.LocalTimeout+5*time.Second); err != nil {
+		a.log.Error("cannot stop the failed primary's database", "err", err)
 	}
 }
 
@@ -142,15 +167,30 @@ func (a *Agent) promoteSelf(ctx context.Context, rec dcs.Primary, rev int64) {
 		a.failPromotion(ctx, rec, rev, dcs.PhasePromoteFailed, "Could not promote standby", err.Error())
 		return
 	}
-	obs = a.observeLocal(ctx)
-	if !obs.Up || obs.InRecovery {
-		a.failPromotion(ctx, rec, rev, dcs.PhasePromoteFailed, "Could not promote standby", "the database is still in recovery after promotion")
+	if obs = a.waitOutOfRecovery(ctx); !obs.Up || obs.InRecovery {
+		a.failPromotion(ctx, rec, rev, dcs.PhasePromoteFailed, "Could not promote standby",
+			fmt.Sprintf("the database is still in recovery %s after the promotion (local.timeout)", a.cfg.LocalTimeout))
 		return
 	}
 	a.ensureVIP(ctx) // before the failover is reported complete
 	a.finishPromotion(ctx, rec, rev, obs)
 	if a.cfg.ScriptPostPromotion != "" {
 		a.runScript(ctx, "script.post.promotion", a.cfg.ScriptPostPromotion, vars)
+	}
+}
+
+// waitOutOfRecovery checks every recovery.check.period, for up to
+// local.timeout, that the promoted database has left recovery (EFM's
+// meaning of the property); pg_promote normally returns once it has, so
+// the first check answers.
+func (a *Agent) waitOutOfRecovery(ctx context.Context) cluster.DBObservation {
+	deadline := time.Now().Add(a.cfg.LocalTimeout)
+	for {
+		obs := a.observeLocal(ctx)
+		if (obs.Up && !obs.InRecovery) || time.Now().After(deadline) || ctx.Err() != nil {
+			return obs
+		}
+		sleep(ctx, max(a.cfg.RecoveryCheckPeriod, 50*time.Millisecond))
 	}
 }
 

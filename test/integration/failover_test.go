@@ -19,6 +19,7 @@ type failoverCluster struct {
 	*testenv.AgentCluster
 	writer                     *testenv.Writer
 	fenceLog, postLog, noteLog string
+	dbFailLog                  string // script.db.failure's arguments, a line a run
 }
 
 func writeScript(t *testing.T, path, body string) {
@@ -31,14 +32,17 @@ func writeScript(t *testing.T, path, body string) {
 func newFailoverCluster(t *testing.T, props map[string]string) *failoverCluster {
 	t.Helper()
 	dir := testenv.TempDir(t)
-	fc := &failoverCluster{fenceLog: filepath.Join(dir, "fence.log"), postLog: filepath.Join(dir, "post.log"), noteLog: filepath.Join(dir, "notes.log")}
+	fc := &failoverCluster{fenceLog: filepath.Join(dir, "fence.log"), postLog: filepath.Join(dir, "post.log"),
+		noteLog: filepath.Join(dir, "notes.log"), dbFailLog: filepath.Join(dir, "dbfail.log")}
 	writeScript(t, filepath.Join(dir, "fence.sh"), `echo "$@" >> `+fc.fenceLog)
 	writeScript(t, filepath.Join(dir, "post.sh"), `echo "$@" >> `+fc.postLog)
 	writeScript(t, filepath.Join(dir, "notify.sh"), `echo "$1" >> `+fc.noteLog)
+	writeScript(t, filepath.Join(dir, "dbfail.sh"), `echo "$@" >> `+fc.dbFailLog)
 	all := map[string]string{
 		"script.fence":          filepath.Join(dir, "fence.sh") + " %p %f",
 		"script.post.promotion": filepath.Join(dir, "post.sh") + " %p %f",
 		"script.notification":   filepath.Join(dir, "notify.sh"),
+		"script.db.failure":     filepath.Join(dir, "dbfail.sh") + " %h %t",
 	}
 	for k, v := range props {
 		all[k] = v
@@ -150,6 +154,12 @@ func TestFailoverPostmasterKilled(t *testing.T) {
 	np := fc.waitNewPrimary(t, old, 60*time.Second)
 	fc.checkAfterFailover(t, old, np)
 	oldPrimaryNotWritable(t, old)
+	// The old primary's agent saw its database fail: script.db.failure ran
+	// there, once, as the primary's.
+	testenv.WaitFor(t, 10*time.Second, "script.db.failure on the old primary", func() (bool, error) {
+		b, _ := os.ReadFile(fc.dbFailLog)
+		return check(strings.TrimSpace(string(b)) == old.Host+" p", "script.db.failure ran with %q", b)
+	})
 }
 
 func TestFailoverNodeCrash(t *testing.T) {
