@@ -50,9 +50,9 @@ type Agent struct {
 	adminURL  string
 	startedAt time.Time
 
-	binDir   string // PostgreSQL programs (db.bin or pg_config --bindir)
-	runner   *hook.Runner
-	notifier *hook.Notifier
+	binDir string // PostgreSQL programs (db.bin or pg_config --bindir)
+	runner *hook.Runner
+	notes  *hook.Queue // notifications, delivered off the caller's path
 
 	member *etcdmember.Member
 	cli    *clientv3.Client
@@ -91,6 +91,10 @@ type Agent struct {
 
 	joinMu sync.Mutex // admissions through this member, one at a time
 }
+
+// notificationQueue is how many notifications may wait for delivery; a
+// failover sends about ten, so this holds several behind a slow script.
+const notificationQueue = 64
 
 // New prepares an agent for cfg; Run starts it.
 func New(cfg config.Config, log *slog.Logger) *Agent {
@@ -185,10 +189,11 @@ func (a *Agent) prepare() (err error) {
 	}
 	a.runner = hook.NewRunner(a.log)
 	level, _ := hook.ParseSeverity(a.cfg.NotificationLevel) // validated by config
-	a.notifier = hook.NewNotifier(hook.NotifyConfig{
+	notifier := hook.NewNotifier(hook.NotifyConfig{
 		Script: a.cfg.ScriptNotification, UserEmail: a.cfg.UserEmail, FromEmail: a.cfg.FromEmail,
 		Level: level, TextPrefix: a.cfg.NotificationTextPrefix, Timeout: a.cfg.ScriptTimeout,
 	}, hook.NewRunner(a.log), a.log) // its own runner: a notification never waits behind a fence script
+	a.notes = hook.NewQueue(notifier, notificationQueue)
 	if err := os.MkdirAll(a.cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state.dir: %w (set state.dir to a writable directory)", err)
 	}
@@ -232,7 +237,7 @@ func (a *Agent) serveHealthCheck() (*httpapi.HealthServer, error) {
 func (a *Agent) startLoops(ctx context.Context) (wait func()) {
 	loops := []func(context.Context){
 		a.sessionLoop, a.publishLoop, a.watchLoop, a.coordinatorLoop,
-		a.primaryLoop, a.roleLoop, a.fenceLoop, a.leaderLoop,
+		a.primaryLoop, a.roleLoop, a.fenceLoop, a.leaderLoop, a.notes.Run,
 		func(ctx context.Context) { a.dbWatchLoop(ctx, a.primaryTarget) },
 	}
 	if !a.cfg.IsWitness {

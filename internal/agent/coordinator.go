@@ -171,10 +171,10 @@ func severity(s decide.Severity) hook.Severity {
 
 // notify logs an event and sends it to script.notification / user.email.
 func (a *Agent) notify(ctx context.Context, sev hook.Severity, subject, body string) {
-	if a.notifier == nil {
+	if a.notes == nil {
 		return
 	}
-	a.notifier.Notify(ctx, hook.Notification{Severity: sev, Subject: subject + " on cluster " + a.cfg.Cluster, Body: body, Cluster: a.cfg.Cluster, Node: a.self, At: time.Now().UTC()})
+	a.notes.Post(ctx, hook.Notification{Severity: sev, Subject: subject + " on cluster " + a.cfg.Cluster, Body: body, Cluster: a.cfg.Cluster, Node: a.self, At: time.Now().UTC()})
 }
 
 // runScript runs one of the user's scripts with the configured timeout and

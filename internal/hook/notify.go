@@ -131,8 +131,19 @@ func (n *Notifier) Notify(ctx context.Context, note Notification) {
 	if note.At.IsZero() {
 		note.At = time.Now()
 	}
+	n.record(ctx, note)
+	n.deliver(ctx, note)
+}
+
+// record logs the notification, whatever its severity.
+func (n *Notifier) record(ctx context.Context, note Notification) {
 	n.log.Log(ctx, logLevel(note.Severity), "notification", "severity", note.Severity.String(),
 		"subject", note.Subject, "body", note.Body, "cluster", note.Cluster, "node", note.Node)
+}
+
+// deliver runs script.notification and sends the email when the
+// severity reaches notification.level; see Notify.
+func (n *Notifier) deliver(ctx context.Context, note Notification) {
 	if note.Severity < n.cfg.Level || (n.cfg.Script == "" && len(n.cfg.UserEmail) == 0) {
 		return
 	}

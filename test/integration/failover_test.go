@@ -378,3 +378,35 @@ func TestIsolatedPrimaryFencesItself(t *testing.T) {
 		t.Fatal("the old primary's database runs again after the failover")
 	}
 }
+
+// TestHangingNotificationScript: every agent's notification script hangs
+// (two minutes; script.timeout 150 s), yet the failover completes well
+// within one run of it: notifications are queued, never on the failover's
+// path.
+func TestHangingNotificationScript(t *testing.T) {
+	dir := testenv.TempDir(t)
+	calls, release := filepath.Join(dir, "calls.log"), filepath.Join(dir, "release")
+	writeScript(t, filepath.Join(dir, "hang.sh"), `echo "$1" >> `+calls+`
+n=0
+while [ ! -e `+release+` ] && [ $n -lt 1200 ]; do sleep 0.1; n=$((n+1)); done`)
+	// The scripts end by themselves once the test ends.
+	t.Cleanup(func() { os.WriteFile(release, nil, 0o644) })
+	fc := newFailoverCluster(t, map[string]string{
+		"script.notification": filepath.Join(dir, "hang.sh"),
+		"script.timeout":      "150",
+	})
+	old := fc.Primary()
+	old.PG.Kill(t)
+	killed := time.Now()
+	// A failover waiting for one run of the script would not be done by
+	// then.
+	np := fc.waitNewPrimary(t, old, 45*time.Second)
+	t.Logf("%s promoted %s after the kill while notification scripts hang", np.Name, time.Since(killed).Round(time.Millisecond))
+	fc.writer.WaitAcked(t, np.Host, 30*time.Second)
+	// Each agent delivers one notification at a time, and each one's first
+	// still hangs: at most one call per agent, and at least one.
+	b, _ := os.ReadFile(calls)
+	if n := strings.Count(string(b), "\n"); n == 0 || n > len(fc.Nodes) {
+		t.Fatalf("%d notification script calls from %d agents whose first call hangs:\n%s", n, len(fc.Nodes), b)
+	}
+}
