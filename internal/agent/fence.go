@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pgfm/pgfm/internal/config"
 	"github.com/pgfm/pgfm/internal/hook"
 )
 
@@ -43,7 +44,7 @@ func (a *Agent) fenceLoop(ctx context.Context) {
 
 // fenceMargin is how long before its lease's end a primary stops its
 // database: room for pg_ctl to act.
-func (a *Agent) fenceMargin() time.Duration { return min(time.Second, a.cfg.NodeTimeout/4) }
+func (a *Agent) fenceMargin() time.Duration { return config.FenceMargin(a.cfg.NodeTimeout) }
 
 func (a *Agent) fenceIsolated(ctx context.Context, until time.Time) {
 	why := fmt.Sprintf("the agent could not renew its lease (valid until %s): this node is cut off from the cluster's majority", until.Format(time.RFC3339Nano))

@@ -8,6 +8,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/pgfm/pgfm/internal/config"
 )
 
 // lease is the agent's liveness in etcd. It tracks until when the lease is
@@ -62,11 +64,18 @@ var errLeaseLost = errors.New("the agent's lease expired")
 // keepAlive renews the lease every ttl/5 until ctx ends or the lease is
 // lost. Renewals are single requests so each has a known send time.
 func (l *lease) keepAlive(ctx context.Context) error {
-	period := max(l.ttl/5, 100*time.Millisecond)
+	period := config.RenewPeriod(l.ttl)
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
-		if err := l.renew(ctx, 2*period); err != nil {
+		changed, err := l.renew(ctx, 2*period)
+		if err == nil && changed {
+			// A new raft term (a new etcd leader): renew again at once in
+			// it rather than a period later, which a lease close to its
+			// fence margin may not have.
+			_, err = l.renew(ctx, 2*period)
+		}
+		if err != nil {
 			return err
 		}
 		if !l.valid(time.Now()) {
@@ -82,31 +91,34 @@ func (l *lease) keepAlive(ctx context.Context) error {
 
 // renew sends one renewal and confirms it (see lease). It returns an error
 // only when the lease is gone; a renewal that fails or cannot be confirmed
-// just leaves validUntil where it was.
-func (l *lease) renew(ctx context.Context, timeout time.Duration) error {
+// just leaves validUntil where it was. termChanged: the confirming read
+// was answered in another raft term than the read before, so this renewal
+// did not count.
+func (l *lease) renew(ctx context.Context, timeout time.Duration) (termChanged bool, err error) {
 	sent := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	r, err := l.cli.KeepAliveOnce(rctx, l.id)
 	cancel()
 	switch {
 	case errors.Is(err, rpctypes.ErrLeaseNotFound) || (err == nil && r.TTL <= 0):
-		return errLeaseLost
+		return false, errLeaseLost
 	case err != nil:
-		return nil
+		return false, nil
 	}
 	rctx, cancel = context.WithTimeout(ctx, timeout)
 	term, err := l.confirm(rctx)
 	cancel()
 	if err != nil {
-		return nil
+		return false, nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if v := sent.Add(time.Duration(r.TTL) * time.Second); acceptRenewal(l.term, term) && v.After(l.validUntil) {
+	accepted := acceptRenewal(l.term, term)
+	if v := sent.Add(time.Duration(r.TTL) * time.Second); accepted && v.After(l.validUntil) {
 		l.validUntil = v
 	}
 	l.term = term
-	return nil
+	return !accepted, nil
 }
 
 // confirm makes a linearizable read, which etcd answers only after its

@@ -79,8 +79,8 @@ func TestLeaseRenewalNeedsAConfirmedTerm(t *testing.T) {
 	}
 	granted := l.until()
 
-	if err := l.renew(ctx, 5*time.Second); err != nil {
-		t.Fatalf("first renewal: %v", err)
+	if changed, err := l.renew(ctx, 5*time.Second); err != nil || !changed {
+		t.Fatalf("first renewal: %v; term changed %v, want true (no term before it)", err, changed)
 	}
 	if l.term == 0 {
 		t.Fatal("the first renewal's read recorded no raft term")
@@ -89,8 +89,8 @@ func TestLeaseRenewalNeedsAConfirmedTerm(t *testing.T) {
 		t.Fatalf("the first renewal, with no term read before it, moved validity from %s to %s", granted, l.until())
 	}
 	sent := time.Now()
-	if err := l.renew(ctx, 5*time.Second); err != nil {
-		t.Fatalf("second renewal: %v", err)
+	if changed, err := l.renew(ctx, 5*time.Second); err != nil || changed {
+		t.Fatalf("second renewal: %v; term changed %v, want false", err, changed)
 	}
 	if got := l.until(); !got.After(granted) || got.Before(sent.Add(l.ttl)) {
 		t.Fatalf("a confirmed renewal sent at %s left validity at %s (granted until %s, ttl %s)", sent, got, granted, l.ttl)
@@ -102,8 +102,8 @@ func TestLeaseRenewalNeedsAConfirmedTerm(t *testing.T) {
 	l.term++
 	l.mu.Unlock()
 	before := l.until()
-	if err := l.renew(ctx, 5*time.Second); err != nil {
-		t.Fatalf("renewal across a term change: %v", err)
+	if changed, err := l.renew(ctx, 5*time.Second); err != nil || !changed {
+		t.Fatalf("renewal across a term change: %v; term changed %v, want true", err, changed)
 	}
 	if !l.until().Equal(before) {
 		t.Fatalf("a renewal whose term changed moved validity from %s to %s", before, l.until())
@@ -112,7 +112,7 @@ func TestLeaseRenewalNeedsAConfirmedTerm(t *testing.T) {
 	if _, err := cli.Revoke(ctx, l.id); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.renew(ctx, 5*time.Second); !errors.Is(err, errLeaseLost) {
+	if _, err := l.renew(ctx, 5*time.Second); !errors.Is(err, errLeaseLost) {
 		t.Fatalf("renewal of a revoked lease: %v, want errLeaseLost", err)
 	}
 }

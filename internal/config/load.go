@@ -264,6 +264,17 @@ func (l *loader) checkTogether(c Config, lines map[string]int) {
 			"which etcd cannot make shorter than 1.5 × its election timeout (dcs.election.timeout=%s), in whole seconds",
 			formatSeconds(c.NodeTimeout), formatSeconds(min), formatSeconds(c.ElectionTimeout))
 	}
+	if c.NodeTimeout > 0 && c.ElectionTimeout > 0 && c.NodeTimeout >= MinNodeTimeout(c.ElectionTimeout) {
+		if ok, need := ridesOutElection(c.NodeTimeout, c.ElectionTimeout); !ok {
+			ttl := LeaseTTL(c.NodeTimeout, c.ElectionTimeout)
+			l.warn(lines["node.timeout"], "node.timeout", "%s seconds leaves a primary %s of lease after its last renewal, "+
+				"less than the %s an etcd leader election can take with dcs.election.timeout=%s: when the host of the etcd leader "+
+				"(a standby or a witness) fails, the primary may fence itself and cause a failover; use node.timeout=%s or more, "+
+				"or a smaller dcs.election.timeout",
+				formatSeconds(c.NodeTimeout), LeaderLossTolerance(ttl), ElectionTime(c.ElectionTimeout),
+				formatSeconds(c.ElectionTimeout), formatSeconds(need))
+		}
+	}
 	l.checkVIP(c, lines)
 	if c.PrimaryHealthCheckPort > 65535 {
 		l.fail(lines["primary.health.check.port"], "primary.health.check.port", "%d is not a port; use 1 to 65535, or leave it empty to turn the listener off", c.PrimaryHealthCheckPort)

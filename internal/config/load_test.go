@@ -182,6 +182,7 @@ var loadCases = []struct {
 	{name: "duration exponent", props: conf("remote.timeout=1e3"), errors: []string{`"1e3" is not a number of seconds`}},
 	{name: "duration too long", props: conf("local.timeout.final=99999999999999999999"), errors: []string{"local.timeout.final: 99999999999999999999 seconds is too long"}},
 	{name: "durations with decimals", props: conf("local.period=0.5", "local.timeout=1.25", "local.timeout.final=3", "remote.timeout=0.1", "node.timeout=2.5"),
+		warns: []string{"node.timeout: 2.5 seconds leaves a primary"},
 		check: func(t *testing.T, c Config) {
 			got := []time.Duration{c.LocalPeriod, c.LocalTimeout, c.LocalTimeoutFinal, c.RemoteTimeout, c.NodeTimeout}
 			want := []time.Duration{500 * time.Millisecond, 1250 * time.Millisecond, 3 * time.Second, 100 * time.Millisecond, 2500 * time.Millisecond}
@@ -191,7 +192,10 @@ var loadCases = []struct {
 		}},
 	{name: "node.timeout below lease minimum", props: conf("node.timeout=1.5"), errors: []string{
 		"c.properties:6: node.timeout: 1.5 seconds is too short; use 2 or more: it is the consensus lease TTL, which etcd cannot make shorter than 1.5 × its election timeout (dcs.election.timeout=1), in whole seconds"}},
-	{name: "node.timeout 2 is fine", props: conf("node.timeout=2")},
+	{name: "node.timeout 2 is accepted, with a warning that an etcd election can outlast it", props: conf("node.timeout=2"), warns: []string{
+		"c.properties:6: node.timeout: 2 seconds leaves a primary 1.1s of lease after its last renewal, less than the 2s an etcd leader election can take with dcs.election.timeout=1: " +
+			"when the host of the etcd leader (a standby or a witness) fails, the primary may fence itself and cause a failover; use node.timeout=4 or more, or a smaller dcs.election.timeout"}},
+	{name: "node.timeout 3 with a 0.5 s election rides it out", props: conf("node.timeout=3", "dcs.election.timeout=0.5")},
 
 	// bind.address.
 	{name: "bind hostname", props: conf("bind.address=db1.example.com:7800"), errors: []string{

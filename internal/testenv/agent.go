@@ -198,6 +198,11 @@ func (n *Node) WriteProperties(t testing.TB, extra map[string]string) {
 		"local.period":   "0.5",
 		"node.timeout":   "3",
 		"remote.timeout": "2",
+		// A 3 s lease rides out an etcd leader election only with an
+		// election timeout of 0.5 s (config.LeaderLossTolerance): with the
+		// default 1 s, losing the host of the etcd leader (a standby or
+		// the witness) could make the primary fence itself.
+		"dcs.election.timeout": "0.5",
 	}
 	if n.PG != nil {
 		props["db.port"] = strconv.Itoa(n.PG.Port)
