@@ -15,7 +15,13 @@ const nodeTimeout = 3 * time.Second
 
 func newCluster(t *testing.T, standbys int, ipv6 bool) *testenv.NetCluster {
 	t.Helper()
-	c := testenv.NewNetCluster(t, testenv.NetOptions{Standbys: standbys, Witnesses: 1, IPv6Only: ipv6})
+	return newClusterWith(t, standbys, ipv6, nil)
+}
+
+// newClusterWith is newCluster with extra properties on every node.
+func newClusterWith(t *testing.T, standbys int, ipv6 bool, props map[string]string) *testenv.NetCluster {
+	t.Helper()
+	c := testenv.NewNetCluster(t, testenv.NetOptions{Standbys: standbys, Witnesses: 1, IPv6Only: ipv6, Props: props})
 	c.StartAll(t)
 	waitVIPOn(t, c, c.Primary(), 30*time.Second)
 	return c

@@ -132,7 +132,14 @@ func (s *sampler) check(t *testing.T, old, np *testenv.NetNode, cut time.Time) {
 // isolated side starts with a leader that keeps renewing leases until it
 // notices it lost its quorum.
 func partitionFailover(t *testing.T, ipv6, leadEtcd bool) {
-	c := newCluster(t, 2, ipv6)
+	var props map[string]string
+	if leadEtcd {
+		// etcd's default election timeout: the stale leader serves
+		// renewals for 1 to 2 s after the cut, long enough that counting
+		// them would make the fence late.
+		props = map[string]string{"dcs.election.timeout": "1"}
+	}
+	c := newClusterWith(t, 2, ipv6, props)
 	old, witness := c.Primary(), c.Witnesses()[0]
 	w := c.StartVIPWriter(t)
 	w.WaitAcked(t, old.Host, 30*time.Second)
