@@ -51,6 +51,9 @@ var scenarios = []scenario{
 	// The same with primary.restart.timeout=10: restarted locally, no failover.
 	{"postmaster-kill-restart", false, map[string]string{"primary.restart.timeout": "10"}},
 	{"node-crash", true, nil},    // the primary's agent and postmaster killed
+	// The same while every agent's notification script hangs: the gap
+	// must not grow (notifications are queued, off the failover's path).
+	{"node-crash-hanging-notify", true, nil},
 	{"node-freeze", true, nil},   // SIGSTOP of the agent and every postgres process
 	{"agent-kill", false, nil},   // the primary's agent killed alone
 	{"short-freeze", false, nil}, // SIGSTOP for half of node.timeout
@@ -170,6 +173,9 @@ func measure(t *runT, p profile, s scenario, res *result) {
 	for k, v := range s.props {
 		props[k] = v
 	}
+	if s.name == "node-crash-hanging-notify" {
+		props["script.notification"], props["script.timeout"] = hangingScript(t), "90"
+	}
 	c := testenv.NewAgentCluster(t, testenv.AgentOptions{Standbys: 2, Witnesses: 1, Props: props})
 	c.StartAll(t)
 	old, witness := c.Primary(), c.Nodes[3]
@@ -211,7 +217,7 @@ func measure(t *runT, p profile, s scenario, res *result) {
 	switch s.name {
 	case "postmaster-kill", "postmaster-kill-restart":
 		old.PG.Kill(t)
-	case "node-crash":
+	case "node-crash", "node-crash-hanging-notify":
 		old.Kill(t)
 		old.PG.Kill(t)
 	case "node-freeze", "short-freeze":
@@ -658,4 +664,17 @@ func table(p profile, n int, rows []row) string {
 	}
 	tw.Flush()
 	return b.String()
+}
+
+// hangingScript writes a notification script that hangs for a minute, or
+// until the run ends.
+func hangingScript(t testing.TB) string {
+	dir := testenv.TempDir(t)
+	path, release := filepath.Join(dir, "hang.sh"), filepath.Join(dir, "release")
+	body := "#!/bin/sh\nn=0\nwhile [ ! -e " + release + " ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n+1)); done\n"
+	if err := os.WriteFile(path, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.WriteFile(release, nil, 0o644) })
+	return path
 }
