@@ -50,7 +50,7 @@ var scenarios = []scenario{
 	{"postmaster-kill", true, nil}, // kill -9 of the primary's postmaster
 	// The same with primary.restart.timeout=10: restarted locally, no failover.
 	{"postmaster-kill-restart", false, map[string]string{"primary.restart.timeout": "10"}},
-	{"node-crash", true, nil},    // the primary's agent and postmaster killed
+	{"node-crash", true, nil}, // the primary's agent and postmaster killed
 	// The same while every agent's notification script hangs: the gap
 	// must not grow (notifications are queued, off the failover's path).
 	{"node-crash-hanging-notify", true, nil},
