@@ -410,3 +410,32 @@ while [ ! -e `+release+` ] && [ $n -lt 1200 ]; do sleep 0.1; n=$((n+1)); done`)
 		t.Fatalf("%d notification script calls from %d agents whose first call hangs:\n%s", n, len(fc.Nodes), b)
 	}
 }
+
+// TestHungPrimaryStoppedOnceReplaced: the primary's database hangs (every
+// postgres process stopped) while its agent runs. The cluster fails over;
+// the old agent then stops its database (stop.failed.primary), so when the
+// processes wake up the postmaster acts on that stop first and never takes
+// a write again.
+func TestHungPrimaryStoppedOnceReplaced(t *testing.T) {
+	fc := newFailoverCluster(t, nil)
+	old := fc.Primary()
+	old.PG.Signal(t, syscall.SIGSTOP)
+	thawed := false
+	t.Cleanup(func() {
+		if !thawed {
+			old.PG.Signal(t, syscall.SIGCONT)
+		}
+	})
+	np := fc.waitNewPrimary(t, old, 60*time.Second)
+	testenv.WaitFor(t, 30*time.Second, "the old agent stops its hung database", func() (bool, error) {
+		_, ok := old.LoggedAt("stopping the failed primary's database (stop.failed.primary)")
+		return check(ok, "%s logged no stop of its failed database", old.Name)
+	})
+	fc.writer.WaitAcked(t, np.Host, 30*time.Second)
+	old.PG.Signal(t, syscall.SIGCONT)
+	thawed = true
+	testenv.WaitFor(t, 30*time.Second, "the thawed old primary's database exits", func() (bool, error) {
+		return check(!old.PG.Running(t), "it still runs")
+	})
+	fc.checkAfterFailover(t, old, np)
+}
