@@ -3,16 +3,10 @@ package agent
 import (
 	"context"
 	"errors"
-	"net"
-	"net/url"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
-	"github.com/pgfm/pgfm/internal/etcdmember"
+	"github.com/pgfm/pgfm/internal/testenv"
 )
 
 func TestAcceptRenewal(t *testing.T) {
@@ -32,45 +26,10 @@ func TestAcceptRenewal(t *testing.T) {
 	}
 }
 
-// startEtcd runs a single-member embedded etcd and returns a client of it.
-func startEtcd(t *testing.T) *clientv3.Client {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := l.Addr().String()
-	l.Close()
-	dir, err := os.MkdirTemp("", "pgfm-lease-") // unix socket paths must stay short
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	m, err := etcdmember.Start(etcdmember.Config{
-		Name: "n1", DataDir: filepath.Join(dir, "etcd"), PeerURL: url.URL{Scheme: "http", Host: peer},
-		ClientSocket: filepath.Join(dir, "s"), State: "new", InitialCluster: "n1=http://" + peer, Token: "test",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := m.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{m.Endpoint()}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
-
 // A renewal extends the lease's validity only once a read before and a
 // read after it agree on the raft term; a revoked lease is reported lost.
 func TestLeaseRenewalNeedsAConfirmedTerm(t *testing.T) {
-	cli := startEtcd(t)
+	cli := testenv.StartEtcd(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	l, err := grantLease(ctx, cli, 3*time.Second, "/pgfm/test/status/x")

@@ -4,10 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
-	"net/url"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -17,45 +13,8 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/pgfm/pgfm/internal/cluster"
-	"github.com/pgfm/pgfm/internal/etcdmember"
+	"github.com/pgfm/pgfm/internal/testenv"
 )
-
-// startEtcd runs a single-member embedded etcd for the test and returns a
-// client of it.
-func startEtcd(t *testing.T) *clientv3.Client {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := l.Addr().String()
-	l.Close()
-	// Unix socket paths must stay under ~100 bytes: t.TempDir() is too long.
-	dir, err := os.MkdirTemp("", "pgfm-dcs-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	m, err := etcdmember.Start(etcdmember.Config{
-		Name: "n1", DataDir: filepath.Join(dir, "etcd"), PeerURL: url.URL{Scheme: "http", Host: peer},
-		ClientSocket: filepath.Join(dir, "s"), State: "new", InitialCluster: "n1=http://" + peer, Token: "test",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := m.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{m.Endpoint()}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
 
 func reg(addr string) cluster.Registration {
 	return cluster.Registration{Address: addr, BindAddr: addr + ":7800", AdminURL: "http://" + addr + ":7809", DBPort: 5432,
@@ -65,7 +24,7 @@ func reg(addr string) cluster.Registration {
 // TestStore runs every case against one etcd member; each subtest uses its
 // own cluster name, so its keys are apart from the others'.
 func TestStore(t *testing.T) {
-	cli := startEtcd(t)
+	cli := testenv.StartEtcd(t)
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, ctx context.Context, s *Store)
@@ -426,7 +385,7 @@ func testClustersApart(t *testing.T, ctx context.Context, s *Store) {
 // A failover committed between WatchPrimary's read and the start of its
 // watch (here: by fn, on the read's version) is still delivered.
 func TestWatchPrimaryMissesNothing(t *testing.T) {
-	cli := startEtcd(t)
+	cli := testenv.StartEtcd(t)
 	s := New(cli, "prod")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -70,4 +71,16 @@ func (c *NetCluster) MoveEtcdLeader(ctx context.Context, to *NetNode) error {
 		return fmt.Errorf("etcd leader is member %x, not %s's (%x)", st.Leader, to.Name, target)
 	}
 	return nil
+}
+
+// PutEtcdLeaderOn makes n's member the etcd leader, retrying for a while
+// (a leader hand-off by the agents may be under way), or fails the test.
+func (c *NetCluster) PutEtcdLeaderOn(t testing.TB, n *NetNode) {
+	t.Helper()
+	WaitFor(t, 20*time.Second, "the etcd leader on "+n.Name+"'s host", func() (bool, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := c.MoveEtcdLeader(ctx, n)
+		return err == nil, err
+	})
 }

@@ -1,7 +1,6 @@
 package campaign
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -71,12 +70,7 @@ func partitionRun(t *testing.T, r *fenceRun) {
 	c.StartAll(t)
 	old, witness := c.Primary(), c.Witnesses()[0]
 	if r.leadEtcd {
-		testenv.WaitFor(t, 20*time.Second, "the etcd leader on the primary's host", func() (bool, error) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			err := c.MoveEtcdLeader(ctx, old)
-			return err == nil, err
-		})
+		c.PutEtcdLeaderOn(t, old)
 	}
 	cut := time.Now()
 	c.Net.Isolate(t, old.NetHost)

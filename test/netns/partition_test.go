@@ -1,7 +1,6 @@
 package netns
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -147,12 +146,7 @@ func partitionFailover(t *testing.T, ipv6, leadEtcd bool) {
 	time.Sleep(500 * time.Millisecond)
 
 	if leadEtcd {
-		testenv.WaitFor(t, 20*time.Second, "the etcd leader on the primary's host", func() (bool, error) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			err := c.MoveEtcdLeader(ctx, old)
-			return err == nil, err
-		})
+		c.PutEtcdLeaderOn(t, old)
 	}
 	cut := time.Now()
 	c.Net.Isolate(t, old.NetHost)
