@@ -261,6 +261,28 @@ func (s Server) PostmasterPID() int {
 	return pid
 }
 
+// PostmasterStarted is when the running postmaster started, from the third
+// line of postmaster.pid (whole seconds, as PostgreSQL writes it); ok is
+// false when no live postmaster is named there or the line is unreadable.
+func (s Server) PostmasterStarted() (started time.Time, ok bool) {
+	if s.PostmasterPID() == 0 {
+		return time.Time{}, false
+	}
+	b, err := os.ReadFile(filepath.Join(s.DataDir, PostmasterPIDFile))
+	if err != nil {
+		return time.Time{}, false
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 3 {
+		return time.Time{}, false
+	}
+	sec, err := strconv.ParseInt(strings.TrimSpace(lines[2]), 10, 64)
+	if err != nil || sec <= 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(sec, 0), true
+}
+
 // processAlive reports whether pid is a process that is not a zombie.
 func processAlive(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {

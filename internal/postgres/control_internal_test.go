@@ -40,6 +40,31 @@ func TestPostmasterPID(t *testing.T) {
 	}
 }
 
+func TestPostmasterStarted(t *testing.T) {
+	dir := t.TempDir()
+	s := Server{DataDir: dir}
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, PostmasterPIDFile), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := s.PostmasterStarted(); ok {
+		t.Fatal("no file: a start time")
+	}
+	self := strconv.Itoa(os.Getpid())
+	write(self + "\n/data\n1700000000\n5432\n")
+	if at, ok := s.PostmasterStarted(); !ok || !at.Equal(time.Unix(1700000000, 0)) {
+		t.Fatalf("live postmaster: %s %v, want %s", at, ok, time.Unix(1700000000, 0))
+	}
+	for _, bad := range []string{self + "\n/data\n", self + "\n/data\nsoon\n", self + "\n/data\n-5\n"} {
+		write(bad)
+		if at, ok := s.PostmasterStarted(); ok {
+			t.Fatalf("%q: start time %s", bad, at)
+		}
+	}
+}
+
 func TestWaitSecs(t *testing.T) {
 	for d, want := range map[time.Duration]string{0: "1", time.Millisecond: "1", time.Second: "1", 1500 * time.Millisecond: "2", time.Minute: "60"} {
 		if got := waitSecs(d); got != want {
