@@ -9,15 +9,20 @@ import (
 	"time"
 )
 
-func TestPostmasterPID(t *testing.T) {
+// pidFileServer is a Server on an empty data directory and a function
+// that writes its postmaster.pid.
+func pidFileServer(t *testing.T) (Server, func(content string)) {
 	dir := t.TempDir()
-	s := Server{DataDir: dir}
-	write := func(content string) {
+	return Server{DataDir: dir}, func(content string) {
 		t.Helper()
 		if err := os.WriteFile(filepath.Join(dir, PostmasterPIDFile), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+func TestPostmasterPID(t *testing.T) {
+	s, write := pidFileServer(t)
 	if pid := s.PostmasterPID(); pid != 0 {
 		t.Fatalf("no file: pid %d", pid)
 	}
@@ -41,14 +46,7 @@ func TestPostmasterPID(t *testing.T) {
 }
 
 func TestPostmasterStarted(t *testing.T) {
-	dir := t.TempDir()
-	s := Server{DataDir: dir}
-	write := func(content string) {
-		t.Helper()
-		if err := os.WriteFile(filepath.Join(dir, PostmasterPIDFile), []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s, write := pidFileServer(t)
 	if _, ok := s.PostmasterStarted(); ok {
 		t.Fatal("no file: a start time")
 	}
