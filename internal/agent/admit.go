@@ -9,8 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/etcdserverpb"
-
+	"github.com/pgfm/pgfm/internal/dcs"
 	"github.com/pgfm/pgfm/internal/httpapi"
 )
 
@@ -81,21 +80,20 @@ func (a *Agent) Admit(ctx context.Context, req httpapi.JoinRequest, remoteIP str
 // addLearner adds peerURL as a learner, reusing a learner added for the
 // same URL by an earlier attempt and replacing a started member of that
 // URL (the joiner lost its data, or it would restart instead of joining).
-func (a *Agent) addLearner(ctx context.Context, peerURL string) (uint64, []*etcdserverpb.Member, error) {
-	list, err := a.cli.MemberList(ctx)
+func (a *Agent) addLearner(ctx context.Context, peerURL string) (uint64, []dcs.Member, error) {
+	list, err := a.store.Members(ctx)
 	if err != nil {
 		return 0, nil, httpapi.Errorf(http.StatusServiceUnavailable, "cannot list members: %v", err)
 	}
-	for _, m := range list.Members {
+	for _, m := range list {
 		same := slices.Contains(m.PeerURLs, peerURL)
 		switch {
 		case same && m.IsLearner && m.Name == "":
-			return m.ID, list.Members, nil
+			return m.ID, list, nil
 		case same:
 			a.log.Warn("replacing the old member of a node that rejoins without its data", "peer", peerURL)
 			if err := retryUnhealthy(ctx, func(ctx context.Context) error {
-				_, err := a.cli.MemberRemove(ctx, m.ID)
-				return err
+				return a.store.RemoveMember(ctx, m.ID)
 			}); err != nil {
 				return 0, nil, httpapi.Errorf(http.StatusServiceUnavailable, "cannot remove the old member of %s: %v", peerURL, err)
 			}
@@ -104,12 +102,9 @@ func (a *Agent) addLearner(ctx context.Context, peerURL string) (uint64, []*etcd
 		}
 	}
 	var id uint64
-	var members []*etcdserverpb.Member
-	err = retryUnhealthy(ctx, func(ctx context.Context) error {
-		r, err := a.cli.MemberAddAsLearner(ctx, []string{peerURL})
-		if err == nil {
-			id, members = r.Member.ID, r.Members
-		}
+	var members []dcs.Member
+	err = retryUnhealthy(ctx, func(ctx context.Context) (err error) {
+		id, members, err = a.store.AddLearner(ctx, peerURL)
 		return err
 	})
 	if err != nil {
@@ -143,7 +138,7 @@ func (a *Agent) promoteWhenReady(id uint64) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) && a.isReady() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := a.cli.MemberPromote(ctx, id)
+		err := a.store.PromoteMember(ctx, id)
 		cancel()
 		if err == nil {
 			a.log.Info("promoted a learner to voter", "member_id", fmt.Sprintf("%x", id))

@@ -15,9 +15,6 @@ import (
 	"sync"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
-
 	"github.com/pgfm/pgfm/internal/cluster"
 	"github.com/pgfm/pgfm/internal/config"
 	"github.com/pgfm/pgfm/internal/dcs"
@@ -50,12 +47,12 @@ type Agent struct {
 	adminURL  string
 	startedAt time.Time
 
-	binDir string // PostgreSQL programs (db.bin or pg_config --bindir)
+	binDir string    // PostgreSQL programs (db.bin or pg_config --bindir)
+	exec   *executor // the only hand on the postmaster and the virtual IP
 	runner *hook.Runner
 	notes  *hook.Queue // notifications, delivered off the caller's path
 
-	member *etcdmember.Member
-	cli    *clientv3.Client
+	member *etcdmember.Member // nil with an external etcd
 	store  *dcs.Store
 	token  string
 	// startRev is the etcd revision when the agent started serving.
@@ -70,10 +67,11 @@ type Agent struct {
 	mu          sync.Mutex
 	ready       bool
 	status      cluster.MemberStatus
-	session     *concurrency.Session
-	lease       *lease
+	live        *dcs.Lease // the lease while it is held; nil once lost
+	lease       *dcs.Lease // the last lease granted, kept for the fence loop
+	fencedLease *dcs.Lease // the lease whose loss was acted on (once per lease)
 	coordinator bool
-	election    *concurrency.Election
+	election    *dcs.Election
 
 	primary      dcs.Primary
 	primaryRev   int64
@@ -152,8 +150,8 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		a.log.Warn("cannot clear the clean-stop marker", "err", err)
 	}
 	// stop-cluster requests older than this agent's start are history.
-	if r, err := a.cli.Get(ctx, a.store.StopKey()); err == nil {
-		a.startRev = r.Header.Revision
+	if rev, err := a.store.Revision(ctx); err == nil {
+		a.startRev = rev
 	}
 	loopCtx, cancel := context.WithCancel(ctx)
 	wait := a.startLoops(loopCtx)
@@ -186,6 +184,10 @@ func (a *Agent) prepare() (err error) {
 		if a.binDir, err = postgres.BinDir(a.cfg.DB.Bin); err != nil {
 			return fmt.Errorf("%w: %w", ErrRefused, err)
 		}
+	}
+	a.exec = &executor{db: a.server(), margin: a.fenceMargin(), leaseValidFor: a.leaseValidFor}
+	if c, ok := a.vipConfig(); ok {
+		a.exec.vip = hostVIP{c}
 	}
 	a.runner = hook.NewRunner(a.log)
 	level, _ := hook.ParseSeverity(a.cfg.NotificationLevel) // validated by config
@@ -271,8 +273,8 @@ func (a *Agent) fail(err error) {
 // without a quorum before it has seen the request.
 func (a *Agent) leave(waitForOthers, clean bool) {
 	a.mu.Lock()
-	sess := a.session
-	a.session = nil
+	live := a.live
+	a.live = nil
 	a.mu.Unlock()
 	if clean {
 		// A clean stop is no failure (unless primary.shutdown.as.failure).
@@ -282,11 +284,10 @@ func (a *Agent) leave(waitForOthers, clean bool) {
 		}
 		cancel()
 	}
-	if sess != nil {
+	if live != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, _ = a.cli.Revoke(ctx, sess.Lease())
+		_ = live.Revoke(ctx)
 		cancel()
-		sess.Orphan()
 	}
 	if !waitForOthers {
 		return
@@ -316,8 +317,8 @@ func (a *Agent) forgetMembership() {
 func (a *Agent) closeConsensus() {
 	// Clients and members close idempotently; the fields stay set so late
 	// callers get errors, not nil pointers.
-	if a.cli != nil {
-		a.cli.Close()
+	if a.store != nil {
+		a.store.Close()
 	}
 	if a.member != nil {
 		a.member.Close()

@@ -279,18 +279,17 @@ func (a *Agent) removeMember(ctx context.Context, ip string, reg cluster.Registr
 	if registered {
 		deadline := time.Now().Add(a.cfg.NodeTimeout)
 		for time.Now().Before(deadline) {
-			r, err := a.cli.Get(ctx, a.store.StatusKey(ip))
-			if err == nil && len(r.Kvs) == 0 {
+			if live, err := a.store.HasStatus(ctx, ip); err == nil && !live {
 				break
 			}
 			sleep(ctx, 100*time.Millisecond)
 		}
 	}
-	list, err := a.cli.MemberList(ctx)
+	list, err := a.store.Members(ctx)
 	if err != nil {
 		return false, httpapi.Errorf(http.StatusServiceUnavailable, "cannot list members: %v", err)
 	}
-	for _, m := range list.Members {
+	for _, m := range list {
 		match := registered && m.ID == reg.MemberID
 		for _, u := range m.PeerURLs {
 			if ap, err := netip.ParseAddrPort(trimScheme(u)); err == nil && ap.Addr().Unmap().String() == ip {
@@ -301,8 +300,7 @@ func (a *Agent) removeMember(ctx context.Context, ip string, reg cluster.Registr
 			continue
 		}
 		if err := retryUnhealthy(ctx, func(ctx context.Context) error {
-			_, err := a.cli.MemberRemove(ctx, m.ID)
-			return err
+			return a.store.RemoveMember(ctx, m.ID)
 		}); err != nil {
 			return false, httpapi.Errorf(http.StatusServiceUnavailable, "cannot remove the etcd member of %s: %v; run disallow-node again", ip, err)
 		}

@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/pgfm/pgfm/internal/cluster"
 	"github.com/pgfm/pgfm/internal/dcs"
 	"github.com/pgfm/pgfm/internal/etcdmember"
@@ -132,7 +130,7 @@ func (a *Agent) join(ctx context.Context, mc etcdmember.Config, peers []string) 
 		}
 		a.log.Warn("the new consensus member did not start; joining again", "attempt", attempt, "err", err)
 		a.closeConsensus()
-		a.member, a.cli = nil, nil
+		a.member, a.store = nil, nil
 		if err := os.RemoveAll(mc.DataDir); err != nil {
 			return fmt.Errorf("state.dir: %w", err)
 		}
@@ -180,16 +178,11 @@ func (a *Agent) startMember(ctx context.Context, mc etcdmember.Config) error {
 		return err
 	}
 	a.member = m
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{mc.ClientURL()},
-		DialTimeout: 5 * time.Second,
-		Logger:      nil,
-	})
+	store, err := dcs.Open(dcs.Conn{Endpoints: []string{mc.ClientURL()}}, a.cfg.Cluster)
 	if err != nil {
-		return fmt.Errorf("etcd client: %w", err)
+		return err
 	}
-	a.cli = cli
-	a.store = dcs.New(cli, a.cfg.Cluster)
+	a.store = store
 
 	wait := func(what string, f func(context.Context) error) error {
 		for {

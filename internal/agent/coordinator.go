@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/pgfm/pgfm/internal/dcs"
 	"github.com/pgfm/pgfm/internal/decide"
 	"github.com/pgfm/pgfm/internal/hook"
@@ -40,20 +38,14 @@ func (a *Agent) coordinatorLoop(ctx context.Context) {
 			voters = a.housekeeping(ctx)
 			lastHousekeeping = time.Now()
 		}
-		guard := clientv3.Compare(clientv3.CreateRevision(el.Key()), "=", el.Rev())
-		mem = a.decideOnce(ctx, mem, voters, guard)
+		mem = a.decideOnce(ctx, mem, voters, el.Guard())
 	}
 }
 
 // watchStatuses wakes the coordinator whenever any agent publishes.
 func (a *Agent) watchStatuses(ctx context.Context) {
-	prefix := a.store.StatusKey("") // the status/ prefix
 	for ctx.Err() == nil {
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		for range a.cli.Watch(wctx, prefix, clientv3.WithPrefix()) {
-			a.wake(a.coordKick)
-		}
-		cancel()
+		_ = a.store.WatchStatuses(ctx, func() { a.wake(a.coordKick) })
 		sleep(ctx, 200*time.Millisecond)
 	}
 }
@@ -63,12 +55,12 @@ func (a *Agent) watchStatuses(ctx context.Context) {
 func (a *Agent) housekeeping(ctx context.Context) int {
 	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	list, err := a.cli.MemberList(lctx)
+	list, err := a.store.Members(lctx)
 	if err != nil {
 		return 0
 	}
 	voters := 0
-	for _, m := range list.Members {
+	for _, m := range list {
 		if !m.IsLearner {
 			voters++
 			continue
@@ -76,7 +68,7 @@ func (a *Agent) housekeeping(ctx context.Context) int {
 		if m.Name == "" {
 			continue
 		}
-		if _, err := a.cli.MemberPromote(lctx, m.ID); err == nil {
+		if err := a.store.PromoteMember(lctx, m.ID); err == nil {
 			a.log.Info("promoted a learner to voter", "member", m.Name)
 		}
 	}
@@ -84,7 +76,7 @@ func (a *Agent) housekeeping(ctx context.Context) int {
 }
 
 // decideOnce reads the cluster, asks decide.Step what to do and does it.
-func (a *Agent) decideOnce(ctx context.Context, mem decide.Memory, voters int, guard clientv3.Cmp) decide.Memory {
+func (a *Agent) decideOnce(ctx context.Context, mem decide.Memory, voters int, guard dcs.Guard) decide.Memory {
 	dctx, cancel := context.WithTimeout(ctx, a.cfg.RemoteTimeout+time.Second)
 	defer cancel()
 	snap, err := a.store.Snapshot(dctx)
@@ -145,7 +137,7 @@ func (a *Agent) view(snap dcs.Snapshot, voters int) decide.View {
 // commitFailover names the new primary: one transaction, guarded by the
 // old record and by this agent still being the coordinator. Only then does
 // anyone act on it (DESIGN.md §3).
-func (a *Agent) commitFailover(ctx context.Context, snap dcs.Snapshot, f decide.Failover, guard clientv3.Cmp) {
+func (a *Agent) commitFailover(ctx context.Context, snap dcs.Snapshot, f decide.Failover, guard dcs.Guard) {
 	next := dcs.Primary{
 		Node: f.To, Epoch: f.NewEpoch, Phase: dcs.PhasePromoting, Previous: f.From,
 		Reason: f.Reason, Since: time.Now().UTC(), LastLSN: snap.Primary.LastLSN, Timeline: snap.Primary.Timeline,

@@ -7,38 +7,33 @@ import (
 
 	"github.com/pgfm/pgfm/internal/config"
 	"github.com/pgfm/pgfm/internal/hook"
+	"github.com/pgfm/pgfm/internal/node"
 )
 
 // fenceLoop guards invariant 1 on the primary: when the agent's lease may
 // no longer be renewed in time (the node is cut off from the majority, or
 // etcd cannot commit), the database stops accepting writes before the
 // lease can have expired anywhere else (stop.isolated.primary).
+// The decision is node.Step's; this loop only runs it often.
 func (a *Agent) fenceLoop(ctx context.Context) {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
-	margin := a.fenceMargin()
-	var held, fenced *lease
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		a.mu.Lock()
-		if a.lease != nil {
-			held = a.lease
+		if a.cfg.IsWitness {
+			continue
 		}
+		a.mu.Lock()
 		st := a.status
 		a.mu.Unlock()
-		rec, _ := a.currentPrimary()
-		if held == nil || held == fenced || rec.Node != a.self || !st.DB.Up || st.DB.InRecovery {
-			continue
-		}
-		if held.valid(time.Now().Add(margin)) {
-			continue
-		}
-		a.fenceIsolated(ctx, held.until())
-		fenced = held // once per lost lease
+		a.act(ctx, node.Step(a.nodeInput(st.DB, false), time.Now()), func(act node.Action) bool {
+			_, fence := act.(node.FenceIsolated)
+			return fence
+		})
 	}
 }
 
@@ -57,12 +52,12 @@ func (a *Agent) fenceIsolated(ctx context.Context, until time.Time) {
 	a.setRejoin("database stopped: " + why)
 	a.log.Error("fencing the isolated primary's database", "why", why)
 	a.releaseVIP(ctx, "isolated")
-	srv := a.server()
-	if err := srv.EnsureStandbySignal(); err != nil {
-		a.log.Error("cannot write standby.signal", "err", err)
+	signalErr, stopErr := a.exec.fence(ctx, a.cfg.LocalTimeout+5*time.Second)
+	if signalErr != nil {
+		a.log.Error("cannot write standby.signal", "err", signalErr)
 	}
-	if err := srv.Stop(ctx, "immediate", a.cfg.LocalTimeout+5*time.Second); err != nil {
-		a.log.Error("cannot stop the isolated primary's database", "err", err)
+	if stopErr != nil {
+		a.log.Error("cannot stop the isolated primary's database", "err", stopErr)
 	} else {
 		a.log.Info("the isolated primary's database is stopped", "lease_valid_until", until.Format(time.RFC3339Nano))
 	}
@@ -71,4 +66,13 @@ func (a *Agent) fenceIsolated(ctx context.Context, until time.Time) {
 		a.runScript(ctx, "script.primary.isolated", a.cfg.ScriptPrimaryIsolated, hook.Placeholders{FailedPrimary: a.self, Node: a.self, Owner: a.cfg.DB.ServiceOwner})
 	}
 	a.wake(a.publishKick)
+}
+
+// leaseValidFor reports whether the agent holds a lease that is certainly
+// alive for at least d more.
+func (a *Agent) leaseValidFor(d time.Duration) bool {
+	a.mu.Lock()
+	l := a.live
+	a.mu.Unlock()
+	return l != nil && l.Valid(time.Now().Add(d))
 }

@@ -46,9 +46,8 @@ func healthOf(self string, witness bool, st cluster.MemberStatus, rec dcs.Primar
 // held briefly.
 func (a *Agent) health(now time.Time) httpapi.Health {
 	a.mu.Lock()
-	st, rec, sess, l := a.status, a.primary, a.session, a.lease
+	st, rec, live := a.status, a.primary, a.live
 	a.mu.Unlock()
-	// A lost lease leaves a.lease set (fenceLoop needs it) but a.session nil.
-	valid := sess != nil && l != nil && l.valid(now)
+	valid := live != nil && live.Valid(now)
 	return healthOf(a.self, a.cfg.IsWitness, st, rec, valid)
 }

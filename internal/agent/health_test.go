@@ -4,8 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"go.etcd.io/etcd/client/v3/concurrency"
-
 	"github.com/pgfm/pgfm/internal/cluster"
 	"github.com/pgfm/pgfm/internal/config"
 	"github.com/pgfm/pgfm/internal/dcs"
@@ -66,15 +64,15 @@ func healthWith[T any](v T, fn func(*T)) T {
 }
 
 // TestAgentHealthLease: Health reads the lease's validity at the time of
-// the request, and a lost session (a.session nil, a.lease kept for the
+// the request, and a lost lease (a.live nil, a.lease kept for the
 // fence loop) is no lease.
 func TestAgentHealthLease(t *testing.T) {
 	a := &Agent{cfg: config.Config{}, self: "10.0.0.1"}
 	a.status = cluster.MemberStatus{Type: cluster.Primary, DB: cluster.DBObservation{Up: true}}
 	a.primary = dcs.Primary{Node: "10.0.0.1", Phase: dcs.PhasePromoted}
 	now := time.Now()
-	l := &lease{validUntil: now.Add(time.Second)}
-	a.session, a.lease = &concurrency.Session{}, l
+	l := dcs.LeaseUntil(now.Add(time.Second))
+	a.live, a.lease = l, l
 
 	check := func(at time.Time, want bool) {
 		t.Helper()
@@ -84,13 +82,11 @@ func TestAgentHealthLease(t *testing.T) {
 	}
 	check(now, true)
 	check(now.Add(time.Second), false) // valid strictly before validUntil
-	a.session = nil
-	check(now, false)
-	a.session, a.lease = &concurrency.Session{}, nil
+	a.live = nil
 	check(now, false)
 
 	// Health never blocks on anything but the agent's mutex.
-	a.session, a.lease = &concurrency.Session{}, l
+	a.live = l
 	done := make(chan httpapi.Health, 1)
 	go func() { done <- a.Health() }()
 	select {

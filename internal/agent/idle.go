@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -171,7 +172,11 @@ func (a *Agent) restartLocally(ctx context.Context) {
 		var err error
 		for {
 			sctx, cancel := context.WithDeadline(ctx, deadline)
-			err = a.server().Start(sctx, time.Until(deadline))
+			err = a.exec.start(sctx, time.Until(deadline))
+			if errors.Is(err, errLease) {
+				cancel()
+				break // an isolated primary must not come back writable
+			}
 			if err == nil {
 				if obs := a.observe(sctx, a.self, a.cfg.DB.Port, a.cfg.LocalTimeout); !obs.Up {
 					err = fmt.Errorf("the database does not answer after pg_ctl start: %s", obs.Error)

@@ -31,23 +31,23 @@ func (a *Agent) leaderLoop(ctx context.Context) {
 func (a *Agent) handOffLeadership(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	st, err := a.cli.Status(ctx, a.member.Endpoint())
-	if err != nil || st.Leader != st.Header.MemberId {
+	leader, self, err := a.store.LeaderOf(ctx, a.member.Endpoint())
+	if err != nil || leader != self {
 		return
 	}
 	snap, err := a.store.Snapshot(ctx)
 	if err != nil {
 		return
 	}
-	list, err := a.cli.MemberList(ctx)
+	list, err := a.store.Members(ctx)
 	if err != nil {
 		return
 	}
 	// Prefer a live witness, then a live standby.
 	var target uint64
 	best := 0
-	for _, m := range list.Members {
-		if m.IsLearner || m.ID == st.Header.MemberId {
+	for _, m := range list {
+		if m.IsLearner || m.ID == self {
 			continue
 		}
 		for _, reg := range snap.Registrations {
@@ -72,7 +72,7 @@ func (a *Agent) handOffLeadership(ctx context.Context) {
 	if target == 0 {
 		return
 	}
-	if _, err := a.cli.MoveLeader(ctx, target); err != nil {
+	if err := a.store.MoveLeader(ctx, target); err != nil {
 		a.log.Debug("cannot move the etcd leader off the primary", "err", err)
 		return
 	}

@@ -7,12 +7,10 @@ import (
 	"slices"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
-
 	"github.com/pgfm/pgfm/internal/cluster"
 	"github.com/pgfm/pgfm/internal/config"
 	"github.com/pgfm/pgfm/internal/dcs"
+	"github.com/pgfm/pgfm/internal/node"
 )
 
 // sessionLoop keeps a lease of node.timeout (the agent's liveness, under
@@ -20,35 +18,29 @@ import (
 // lease (e.g. cut off from the majority) is replaced by a new one.
 func (a *Agent) sessionLoop(ctx context.Context) {
 	for ctx.Err() == nil {
-		l, err := grantLease(ctx, a.cli, a.cfg.NodeTimeout, a.store.StatusKey(a.self))
+		l, err := a.store.GrantLease(ctx, a.cfg.NodeTimeout, a.self)
 		if err != nil {
 			a.log.Warn("cannot create the agent's lease; retrying", "err", err)
 			sleep(ctx, time.Second)
 			continue
 		}
-		if l.ttl > a.cfg.NodeTimeout.Round(time.Second) {
-			a.log.Warn("etcd granted a longer lease than node.timeout", "node_timeout", a.cfg.NodeTimeout, "granted", l.ttl)
-		}
-		sess, err := concurrency.NewSession(a.cli, concurrency.WithLease(l.id), concurrency.WithContext(ctx))
-		if err != nil {
-			a.log.Warn("cannot create the agent's session; retrying", "err", err)
-			sleep(ctx, time.Second)
-			continue
+		if l.TTL() > a.cfg.NodeTimeout.Round(time.Second) {
+			a.log.Warn("etcd granted a longer lease than node.timeout", "node_timeout", a.cfg.NodeTimeout, "granted", l.TTL())
 		}
 		a.mu.Lock()
-		a.session, a.lease = sess, l
+		a.live, a.lease = l, l
 		a.mu.Unlock()
 		a.publish(ctx)
 
 		cctx, cancel := context.WithCancel(ctx)
-		go a.campaign(cctx, sess)
-		if err := l.keepAlive(cctx); ctx.Err() == nil {
+		go a.campaign(cctx, l)
+		if err := l.KeepAlive(cctx); ctx.Err() == nil {
 			a.log.Warn("the agent's lease was lost; its status is withdrawn until a new lease is granted", "err", err)
 		}
 		cancel()
 		a.mu.Lock()
-		if a.session == sess {
-			a.session = nil
+		if a.live == l {
+			a.live = nil
 		}
 		a.coordinator, a.election = false, nil
 		a.mu.Unlock()
@@ -56,9 +48,12 @@ func (a *Agent) sessionLoop(ctx context.Context) {
 }
 
 // campaign waits to become the coordinator; the role lasts as long as sess.
-func (a *Agent) campaign(ctx context.Context, sess *concurrency.Session) {
-	el := concurrency.NewElection(sess, a.store.ElectionPrefix())
-	if err := el.Campaign(ctx, a.self); err != nil {
+func (a *Agent) campaign(ctx context.Context, l *dcs.Lease) {
+	el, err := a.store.Campaign(ctx, l, a.self)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("coordinator campaign failed; it restarts with the next lease", "err", err)
+		}
 		return
 	}
 	a.log.Info("this agent is now the membership coordinator")
@@ -91,11 +86,16 @@ func (a *Agent) publish(ctx context.Context) {
 	st := describe(a.cfg, a.self, a.bind, a.adminURL, obs, time.Now().UTC(), a.startedAt)
 	st.Epoch = rec.Epoch
 	if c, ok := a.vipConfig(); ok {
-		st.VIP, st.VIPHeld = c.Address.String(), a.vipHeld()
+		st.VIP, st.VIPHeld = c.Address.String(), a.exec.vipHeld()
 	}
 	st.PostmasterGone = !obs.Up && a.postmasterGone()
-	if st.PostmasterGone && a.wantPrimary() {
-		a.restartLocally(ctx)
+	if st.PostmasterGone && !a.cfg.IsWitness {
+		// Decided before the crash is published: a local restart holds
+		// the failover back (primary.restart.timeout).
+		a.act(ctx, node.Step(a.nodeInput(obs, true), time.Now()), func(act node.Action) bool {
+			_, restart := act.(node.RestartLocally)
+			return restart
+		})
 	} else if obs.Up {
 		a.mu.Lock()
 		a.restartTried = false
@@ -119,18 +119,18 @@ func (a *Agent) publish(ctx context.Context) {
 	}
 	prev := a.status
 	a.status = st
-	sess := a.session
+	live := a.live
 	a.mu.Unlock()
 	if prev.Type != st.Type {
 		a.log.Info("node type", "type", st.Type, "was", prev.Type, "reason", st.IdleReason)
 		a.wake(a.roleKick)
 	}
-	if sess == nil {
+	if live == nil {
 		return
 	}
 	pctx, cancel := context.WithTimeout(ctx, max(a.cfg.LocalPeriod, time.Second))
 	defer cancel()
-	if err := a.store.PublishStatus(pctx, sess.Lease(), st); err != nil && ctx.Err() == nil {
+	if err := a.store.PublishStatus(pctx, live, st); err != nil && ctx.Err() == nil {
 		a.log.Warn("cannot publish status", "err", err)
 		return
 	}
@@ -153,57 +153,25 @@ func (a *Agent) recordPrimaryLSN(ctx context.Context, st cluster.MemberStatus) {
 // own removal) and cluster-wide requests (stop-cluster).
 func (a *Agent) watchLoop(ctx context.Context) {
 	for ctx.Err() == nil {
-		r, err := a.cli.Get(ctx, a.store.NodesPrefix(), clientv3.WithPrefix())
-		if err != nil {
-			sleep(ctx, time.Second)
-			continue
-		}
-		a.rewriteNodesFile(ctx)
-		// A stop request made while no watch ran is found here.
-		if sr, err := a.cli.Get(ctx, a.store.StopKey()); err == nil && len(sr.Kvs) > 0 && sr.Kvs[0].ModRevision > a.startRev {
-			a.fail(ErrStopCluster)
-			return
-		}
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		nodes := a.cli.Watch(wctx, a.store.NodesPrefix(), clientv3.WithPrefix(), clientv3.WithRev(r.Header.Revision+1))
-		stop := a.cli.Watch(wctx, a.store.StopKey(), clientv3.WithRev(r.Header.Revision+1))
-		a.followEvents(ctx, nodes, stop)
-		cancel()
-		sleep(ctx, 200*time.Millisecond)
-	}
-}
-
-// followEvents handles watch events until a channel closes (compaction, lost
-// leader): the caller then re-reads and watches again.
-func (a *Agent) followEvents(ctx context.Context, nodes, stop clientv3.WatchChan) {
-	own := a.store.NodeKey(a.self)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case w, ok := <-nodes:
-			if !ok || w.Err() != nil {
-				return
-			}
-			for _, ev := range w.Events {
-				if ev.Type == clientv3.EventTypeDelete && string(ev.Kv.Key) == own {
+		done := false
+		err := a.store.WatchMembership(ctx, a.startRev, dcs.MembershipEvents{
+			Changed: func(removed []string) {
+				if slices.Contains(removed, a.self) {
 					a.fail(fmt.Errorf("%w: node %s was removed from cluster %q (disallow-node); its consensus data is deleted: to rejoin, run `pgfm allow-node %s %s` on a member and start this agent again",
 						ErrRemoved, a.self, a.cfg.Cluster, a.cfg.Cluster, a.self))
 					return
 				}
-			}
-			a.rewriteNodesFile(ctx)
-		case w, ok := <-stop:
-			if !ok || w.Err() != nil {
-				return
-			}
-			for _, ev := range w.Events {
-				if ev.Type == clientv3.EventTypePut {
-					a.fail(ErrStopCluster)
-					return
-				}
-			}
+				a.rewriteNodesFile(ctx)
+			},
+			Stop: func() { done = true; a.fail(ErrStopCluster) },
+		})
+		if done {
+			return
 		}
+		if err != nil && ctx.Err() == nil {
+			a.log.Debug("membership watch ended; watching again", "err", err)
+		}
+		sleep(ctx, 200*time.Millisecond)
 	}
 }
 

@@ -2,12 +2,14 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/pgfm/pgfm/internal/cluster"
 	"github.com/pgfm/pgfm/internal/dcs"
 	"github.com/pgfm/pgfm/internal/hook"
+	"github.com/pgfm/pgfm/internal/node"
 	"github.com/pgfm/pgfm/internal/postgres"
 )
 
@@ -31,40 +33,90 @@ func (a *Agent) roleLoop(ctx context.Context) {
 	}
 }
 
+// reconcile does what node.Step asks of this node now, except a local
+// restart, which publish decides before it reports the crash.
 func (a *Agent) reconcile(ctx context.Context) {
-	rec, rev := a.currentPrimary()
-	if rec.Node == "" {
-		return
-	}
-	if rec.Node != a.self {
-		a.releaseVIP(ctx, "the cluster's primary is "+rec.Node)
-	}
 	a.mu.Lock()
 	st := a.status
 	a.mu.Unlock()
-	switch {
-	case rec.Node == a.self && rec.Phase == dcs.PhasePromoting:
-		a.promoteSelf(ctx, rec, rev)
-	case rec.Node == a.self:
-		// Only a primary that will not fence itself any moment holds the
-		// address: the same margin as fenceLoop's. A fenced node keeps its
-		// reason until it is resumed or named again by a new failover.
-		if st.DB.Up && !st.DB.InRecovery && rec.Phase == dcs.PhasePromoted &&
-			a.rejoinNeeded() == "" && a.leaseValidFor(2*a.fenceMargin()) {
+	a.act(ctx, node.Step(a.nodeInput(st.DB, false), time.Now()), func(act node.Action) bool {
+		_, restart := act.(node.RestartLocally)
+		return !restart
+	})
+}
+
+// nodeInput gathers what node.Step decides from: db is the local
+// database's last observation, gone whether its postmaster is known gone.
+func (a *Agent) nodeInput(db cluster.DBObservation, gone bool) node.Input {
+	rec, _ := a.currentPrimary()
+	followed := a.followedEpoch()
+	started, running := a.exec.postmasterStarted()
+	vipHeld := a.exec.vipHeld()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	in := node.Input{
+		Self: a.self,
+		Settings: node.Settings{
+			Witness: a.cfg.IsWitness, AutoReconfigure: a.cfg.AutoReconfigure, StopFailedPrimary: a.cfg.StopFailedPrimary,
+			LocalRestart: a.cfg.PrimaryRestartTimeout > 0, FenceMargin: a.fenceMargin(), VIP: a.exec.vip != nil,
+		},
+		Record: node.Record{Node: rec.Node, Previous: rec.Previous, Epoch: rec.Epoch, Phase: rec.Phase},
+		Local: node.Local{
+			DB: db, PostmasterGone: gone, PostmasterRunning: running, PostmasterStarted: started,
+			Fenced: a.rejoinReason != "", FollowedEpoch: followed, FailedStopEpoch: a.failedStopEpoch,
+			RestartTried: a.restartTried, VIPHeld: vipHeld,
+		},
+		Lease: node.Lease{Live: a.live != nil},
+	}
+	if a.idle != nil {
+		in.Local.FailedAt = a.idle.Since
+	}
+	if a.lease != nil {
+		in.Lease.ValidUntil = a.lease.Until()
+		in.Lease.Fenced = a.lease == a.fencedLease
+	}
+	return in
+}
+
+// act carries out the actions that want accepts, in order.
+func (a *Agent) act(ctx context.Context, acts []node.Action, want func(node.Action) bool) {
+	for _, act := range acts {
+		if !want(act) {
+			continue
+		}
+		rec, rev := a.currentPrimary()
+		switch act := act.(type) {
+		case node.FenceIsolated:
+			a.mu.Lock()
+			again := a.lease == a.fencedLease
+			a.fencedLease = a.lease // once per lost lease, whichever loop sees it first
+			a.mu.Unlock()
+			if !again {
+				a.fenceIsolated(ctx, act.Until)
+			}
+		case node.FenceStale:
+			a.fenceStale(ctx, act)
+		case node.Promote, node.RecordPromotion:
+			if rec.Node == a.self && rec.Phase == dcs.PhasePromoting {
+				a.promoteSelf(ctx, rec, rev)
+			}
+		case node.Follow:
+			a.follow(ctx, act)
+		case node.Followed:
+			a.setFollowedEpoch(act.Epoch)
+		case node.TakeVIP:
 			a.ensureVIP(ctx)
+		case node.ReleaseVIP:
+			a.releaseVIP(ctx, act.Why)
+		case node.StopFailedPrimary:
+			a.stopFailedPrimary(ctx, act.Epoch)
+		case node.KeepDown:
+			if err := a.exec.keepDown(); err != nil {
+				a.log.Warn("cannot write standby.signal", "err", err)
+			}
+		case node.RestartLocally:
+			a.restartLocally(ctx)
 		}
-	case st.DB.Up && !st.DB.InRecovery:
-		a.fenceStale(ctx, rec, "is writable but the cluster's primary is "+rec.Node)
-	case !st.DB.Up && st.Type != cluster.Witness:
-		if rec.Previous == a.self {
-			a.stopFailedPrimary(ctx, rec)
-		}
-		// A database that is down stays unable to come back writable.
-		if err := a.server().EnsureStandbySignal(); err != nil {
-			a.log.Warn("cannot write standby.signal", "err", err)
-		}
-	case st.DB.InRecovery && rec.Phase == dcs.PhasePromoted && a.rejoinNeeded() == "":
-		a.follow(ctx, rec, st)
 	}
 }
 
@@ -72,35 +124,20 @@ func (a *Agent) reconcile(ctx context.Context) {
 // replaced this node, the postmaster that was running when its database
 // was seen to fail is stopped for good, once per epoch, so a hung server
 // cannot wake up writable and take writes before it is seen. A postmaster
-// started since (an operator's) is left alone, and a stale primary that
-// answers is always stopped (fenceStale).
-func (a *Agent) stopFailedPrimary(ctx context.Context, rec dcs.Primary) {
+// started since (an operator's) is left alone (node.StopFailed), and a
+// stale primary that answers is always stopped (fenceStale).
+func (a *Agent) stopFailedPrimary(ctx context.Context, epoch uint64) {
 	a.mu.Lock()
-	done := a.failedStopEpoch >= rec.Epoch
-	var failedAt time.Time
-	if a.idle != nil {
-		failedAt = a.idle.Since
-	}
+	done := a.failedStopEpoch >= epoch
+	a.failedStopEpoch = max(a.failedStopEpoch, epoch)
 	a.mu.Unlock()
-	started, running := a.server().PostmasterStarted()
-	if done || !stopFailed(a.cfg.StopFailedPrimary, failedAt, started, running) {
+	if done {
 		return
 	}
-	a.mu.Lock()
-	a.failedStopEpoch = max(a.failedStopEpoch, rec.Epoch)
-	a.mu.Unlock()
-	a.log.Warn("stopping the failed primary's database (stop.failed.primary)", "epoch", rec.Epoch, "primary", rec.Node,
-		"postmaster_started", started, "failure_seen", failedAt)
-	if err := a.server().Stop(ctx, "immediate", a.cfg.LocalTimeout+5*time.Second); err != nil {
+	a.log.Warn("stopping the failed primary's database (stop.failed.primary)", "epoch", epoch)
+	if err := a.exec.stop(ctx, "immediate", a.cfg.LocalTimeout+5*time.Second); err != nil {
 		a.log.Error("cannot stop the failed primary's database", "err", err)
 	}
-}
-
-// stopFailed: the running postmaster is the one that failed, when it
-// started more than a second (postmaster.pid's resolution) before the
-// failure was seen. Pure, for table tests.
-func stopFailed(enabled bool, failureSeen, postmasterStarted time.Time, running bool) bool {
-	return enabled && running && !failureSeen.IsZero() && postmasterStarted.Add(time.Second).Before(failureSeen)
 }
 
 // server is the local PostgreSQL server's control handle.
@@ -129,17 +166,18 @@ func (a *Agent) setRejoin(reason string) {
 // fenceStale stops a database that must not accept writes: an old primary
 // after a failover. It also leaves standby.signal so that nothing restarts
 // it as a primary; bringing it back is a rejoin.
-func (a *Agent) fenceStale(ctx context.Context, rec dcs.Primary, why string) {
-	reason := fmt.Sprintf("database stopped: epoch %d named %s primary; this node needs a rejoin", rec.Epoch, rec.Node)
+func (a *Agent) fenceStale(ctx context.Context, f node.FenceStale) {
+	why := f.Why
+	reason := fmt.Sprintf("database stopped: epoch %d named %s primary; this node needs a rejoin", f.Epoch, f.Primary)
 	a.setRejoin(reason)
-	a.log.Error("fencing the local database: it "+why, "epoch", rec.Epoch)
+	a.log.Error("fencing the local database: it "+why, "epoch", f.Epoch)
 	a.releaseVIP(ctx, "fenced: "+why)
-	srv := a.server()
-	if err := srv.EnsureStandbySignal(); err != nil {
-		a.log.Error("cannot write standby.signal", "err", err)
+	signalErr, stopErr := a.exec.fence(ctx, a.cfg.LocalTimeout+5*time.Second)
+	if signalErr != nil {
+		a.log.Error("cannot write standby.signal", "err", signalErr)
 	}
-	if err := srv.Stop(ctx, "immediate", a.cfg.LocalTimeout+5*time.Second); err != nil {
-		a.log.Error("cannot stop the stale primary's database", "err", err)
+	if stopErr != nil {
+		a.log.Error("cannot stop the stale primary's database", "err", stopErr)
 	}
 	a.notify(ctx, hook.Severe, "Primary database being fenced off", fmt.Sprintf("The database on %s %s; it was stopped. %s.", a.self, why, reason))
 	a.wake(a.publishKick)
@@ -174,8 +212,14 @@ func (a *Agent) promoteSelf(ctx context.Context, rec dcs.Primary, rev int64) {
 	}
 	a.log.Info("promoting the local database", "epoch", rec.Epoch, "replacing", rec.Previous)
 	pctx, cancel := context.WithTimeout(ctx, a.cfg.LocalTimeout+30*time.Second)
-	err := a.server().Promote(pctx, a.localConnString(), 30*time.Second)
+	err := a.exec.promote(pctx, a.localConnString(), 30*time.Second)
 	cancel()
+	if errors.Is(err, errLease) {
+		// Cut off from the majority: not promoting now. The record stays
+		// as it is; the coordinator may name another node meanwhile.
+		a.log.Warn("not promoting yet", "err", err)
+		return
+	}
 	if err != nil {
 		a.failPromotion(ctx, rec, rev, dcs.PhasePromoteFailed, "Could not promote standby", err.Error())
 		return
@@ -262,23 +306,14 @@ func (a *Agent) failPromotion(ctx context.Context, rec dcs.Primary, rev int64, p
 }
 
 // follow re-points a standby at the new primary once per epoch
-// (auto.reconfigure), so the standby streams on the new timeline.
-func (a *Agent) follow(ctx context.Context, rec dcs.Primary, st cluster.MemberStatus) {
-	if !a.cfg.AutoReconfigure || rec.Epoch <= a.followedEpoch() {
-		return
-	}
-	if st.DB.SenderHost == rec.Node && st.DB.WalReceiver == "streaming" {
-		a.setFollowedEpoch(rec.Epoch)
-		return
-	}
+// (auto.reconfigure, node.Step), so the standby streams on the new timeline.
+func (a *Agent) follow(ctx context.Context, f node.Follow) {
+	rec := dcs.Primary{Node: f.Primary, Epoch: f.Epoch}
 	app := a.cfg.ApplicationName
 	if app == "" {
 		app = a.self
 	}
-	restart, err := a.server().Follow(ctx, a.localConnString(), rec.Node, a.cfg.DB.Port, a.cfg.DB.User, app)
-	if err == nil && restart {
-		err = a.server().Restart(ctx, a.cfg.LocalTimeout+60*time.Second)
-	}
+	err := a.exec.follow(ctx, a.localConnString(), rec.Node, a.cfg.DB.Port, a.cfg.DB.User, app, a.cfg.LocalTimeout+60*time.Second)
 	if err != nil {
 		a.log.Warn("cannot re-point this standby at the new primary; retrying", "primary", rec.Node, "err", err)
 		return

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -18,33 +19,25 @@ func (a *Agent) vipConfig() (vip.Config, bool) {
 	return vip.Config{Address: a.cfg.VirtualIP, Prefix: a.cfg.VirtualIPPrefix, Interface: a.cfg.VirtualIPInterface}, true
 }
 
-// vipHeld reports whether this node holds the virtual IP now.
-func (a *Agent) vipHeld() bool {
-	c, ok := a.vipConfig()
-	if !ok {
-		return false
-	}
-	held, err := vip.Held(c)
-	return err == nil && held
-}
-
 // ensureVIP makes the primary hold the virtual IP (EFM: "VIP not assigned
 // to primary node" is repaired) and announces it when it takes it.
 func (a *Agent) ensureVIP(ctx context.Context) {
-	c, ok := a.vipConfig()
-	if !ok || a.vipHeld() {
-		return
-	}
+	c, _ := a.vipConfig()
 	vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := vip.Acquire(vctx, c); err != nil {
-		// Do not keep an address that was added but not announced (or not
-		// added fully): the next reconcile tries again.
-		if rerr := vip.Release(vctx, c); rerr != nil {
-			a.log.Error("cannot remove a half-assigned virtual IP", "vip", c, "err", rerr)
-		}
+	taken, err := a.exec.takeVIP(vctx)
+	if errors.Is(err, errLease) {
+		a.log.Warn("not taking the virtual IP", "vip", c, "err", err)
+		return
+	}
+	if err != nil {
+		// An address that was added but not announced (or not added
+		// fully) was removed again: the next reconcile tries again.
 		a.log.Error("cannot assign the virtual IP", "vip", c, "err", err)
 		a.notify(ctx, hook.Severe, "Could not assign VIP", fmt.Sprintf("%s could not take %s: %v", a.self, c, err))
+		return
+	}
+	if !taken {
 		return
 	}
 	a.log.Info("assigned the virtual IP", "vip", c)
@@ -54,14 +47,15 @@ func (a *Agent) ensureVIP(ctx context.Context) {
 // releaseVIP drops the virtual IP if this node holds it (an old, isolated
 // or stale primary; or EFM's "VIP assigned to non-primary node").
 func (a *Agent) releaseVIP(ctx context.Context, why string) {
-	c, ok := a.vipConfig()
-	if !ok || !a.vipHeld() {
-		return
-	}
+	c, _ := a.vipConfig()
 	vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := vip.Release(vctx, c); err != nil {
+	released, err := a.exec.releaseVIP(vctx)
+	if err != nil {
 		a.log.Error("cannot release the virtual IP", "vip", c, "err", err)
+		return
+	}
+	if !released {
 		return
 	}
 	a.log.Warn("released the virtual IP", "vip", c, "why", why)

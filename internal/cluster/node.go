@@ -14,6 +14,21 @@ const (
 	Idle Type = "Idle"
 )
 
+// Phase is how far the primary named by the primary record has got.
+type Phase string
+
+const (
+	// PhasePromoting: a failover named the node; it has to fence (script)
+	// and promote.
+	PhasePromoting Phase = "promoting"
+	// PhasePromoted: the node is the writable primary.
+	PhasePromoted Phase = "promoted"
+	// PhaseFenceFailed: script.fence failed; the cluster waits for an operator.
+	PhaseFenceFailed Phase = "fence-failed"
+	// PhasePromoteFailed: promotion failed; the cluster waits for an operator.
+	PhasePromoteFailed Phase = "promote-failed"
+)
+
 // DBState is the database column of cluster-status.
 type DBState string
 

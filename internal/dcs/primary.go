@@ -11,19 +11,14 @@ import (
 	"github.com/pgfm/pgfm/internal/cluster"
 )
 
-// Phase is how far the named primary has got.
-type Phase string
+// Phase is how far the named primary has got (cluster.Phase).
+type Phase = cluster.Phase
 
 const (
-	// PhasePromoting: a failover named this node; it has to fence (script)
-	// and promote.
-	PhasePromoting Phase = "promoting"
-	// PhasePromoted: the node is the writable primary.
-	PhasePromoted Phase = "promoted"
-	// PhaseFenceFailed: script.fence failed; the cluster waits for an operator.
-	PhaseFenceFailed Phase = "fence-failed"
-	// PhasePromoteFailed: promotion failed; the cluster waits for an operator.
-	PhasePromoteFailed Phase = "promote-failed"
+	PhasePromoting     = cluster.PhasePromoting
+	PhasePromoted      = cluster.PhasePromoted
+	PhaseFenceFailed   = cluster.PhaseFenceFailed
+	PhasePromoteFailed = cluster.PhasePromoteFailed
 )
 
 // Primary is the primary record: who the cluster says is primary, named
@@ -76,9 +71,12 @@ func (s *Store) InitPrimary(ctx context.Context, p Primary) error {
 
 // UpdatePrimary replaces the record if it is still at rev and every guard
 // holds (e.g. "I am still the coordinator"). It reports whether it did.
-func (s *Store) UpdatePrimary(ctx context.Context, rev int64, p Primary, guards ...clientv3.Cmp) (bool, error) {
+func (s *Store) UpdatePrimary(ctx context.Context, rev int64, p Primary, guards ...Guard) (bool, error) {
 	b, _ := json.Marshal(p)
-	cmps := append([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(s.keyPrimary()), "=", rev)}, guards...)
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(s.keyPrimary()), "=", rev)}
+	for _, g := range guards {
+		cmps = append(cmps, g.cmp())
+	}
 	r, err := s.cli.Txn(ctx).If(cmps...).Then(clientv3.OpPut(s.keyPrimary(), string(b))).Commit()
 	if err != nil {
 		return false, fmt.Errorf("dcs: update primary record: %w", err)

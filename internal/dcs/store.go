@@ -25,9 +25,6 @@ func New(cli *clientv3.Client, name string) *Store {
 	return &Store{cli: cli, prefix: "/pgfm/" + name + "/"}
 }
 
-// Client is the underlying etcd client.
-func (s *Store) Client() *clientv3.Client { return s.cli }
-
 // Key layout. Spec (what the cluster should be) lives apart from status
 // (what agents report): config, allowed and nodes are spec; status is
 // written only by each agent about itself, under its lease.
@@ -166,9 +163,9 @@ func (s *Store) Registration(ctx context.Context, addr string) (cluster.Registra
 }
 
 // PublishStatus writes the agent's own status under its lease.
-func (s *Store) PublishStatus(ctx context.Context, lease clientv3.LeaseID, st cluster.MemberStatus) error {
+func (s *Store) PublishStatus(ctx context.Context, l *Lease, st cluster.MemberStatus) error {
 	b, _ := json.Marshal(st)
-	if _, err := s.cli.Put(ctx, s.keyStatus(st.Address), string(b), clientv3.WithLease(lease)); err != nil {
+	if _, err := s.cli.Put(ctx, s.keyStatus(st.Address), string(b), clientv3.WithLease(l.id)); err != nil {
 		return fmt.Errorf("dcs: publish status: %w", err)
 	}
 	return nil

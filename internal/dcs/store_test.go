@@ -156,7 +156,7 @@ func testRegistration(t *testing.T, ctx context.Context, s *Store) {
 		t.Errorf("MemberID after re-Register = %d", got.MemberID)
 	}
 	// An undecodable record is an error, not a silent empty registration.
-	if _, err := s.Client().Put(ctx, s.NodeKey("10.0.0.2"), "garbage"); err != nil {
+	if _, err := s.cli.Put(ctx, s.NodeKey("10.0.0.2"), "garbage"); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, err := s.Registration(ctx, "10.0.0.2"); err == nil || ok {
@@ -165,16 +165,16 @@ func testRegistration(t *testing.T, ctx context.Context, s *Store) {
 }
 
 func testPublishStatus(t *testing.T, ctx context.Context, s *Store) {
-	lease, err := s.Client().Grant(ctx, 60)
+	lease, err := s.cli.Grant(ctx, 60)
 	if err != nil {
 		t.Fatal(err)
 	}
 	st := cluster.MemberStatus{Address: "10.0.0.1", Type: cluster.Standby, Promotable: true,
 		DB: cluster.DBObservation{Up: true, InRecovery: true, ReplayLSN: 0x3000060}}
-	if err := s.PublishStatus(ctx, lease.ID, st); err != nil {
+	if err := s.PublishStatus(ctx, &Lease{cli: s.cli, id: lease.ID}, st); err != nil {
 		t.Fatal(err)
 	}
-	r, err := s.Client().Get(ctx, s.StatusKey("10.0.0.1"))
+	r, err := s.cli.Get(ctx, s.StatusKey("10.0.0.1"))
 	if err != nil || len(r.Kvs) != 1 {
 		t.Fatalf("status key: %v, %v", r, err)
 	}
@@ -192,7 +192,7 @@ func testPublishStatus(t *testing.T, ctx context.Context, s *Store) {
 		t.Errorf("snapshot status = %+v", got)
 	}
 
-	if _, err := s.Client().Revoke(ctx, lease.ID); err != nil {
+	if _, err := s.cli.Revoke(ctx, lease.ID); err != nil {
 		t.Fatal(err)
 	}
 	for {
@@ -225,21 +225,21 @@ func testSnapshot(t *testing.T, ctx context.Context, s *Store) {
 			t.Fatal(err)
 		}
 	}
-	lease, err := s.Client().Grant(ctx, 60)
+	lease, err := s.cli.Grant(ctx, 60)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Client().Revoke(context.Background(), lease.ID) })
+	t.Cleanup(func() { s.cli.Revoke(context.Background(), lease.ID) })
 	for _, st := range []cluster.MemberStatus{
 		{Address: "10.0.0.2", Type: cluster.Standby},
 		{Address: "10.0.0.10", Type: cluster.Primary, DB: cluster.DBObservation{Up: true, CurrentLSN: 0x5000000}},
 	} {
-		if err := s.PublishStatus(ctx, lease.ID, st); err != nil {
+		if err := s.PublishStatus(ctx, &Lease{cli: s.cli, id: lease.ID}, st); err != nil {
 			t.Fatal(err)
 		}
 	}
 	garbage := s.StatusKey("x")
-	if _, err := s.Client().Put(ctx, garbage, "{not json"); err != nil {
+	if _, err := s.cli.Put(ctx, garbage, "{not json"); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RequestStop(ctx, "10.0.0.10"); err != nil { // a key Snapshot does not decode
@@ -280,7 +280,7 @@ func testCoordinator(t *testing.T, ctx context.Context, s *Store) {
 	if c, err := s.Coordinator(ctx); err != nil || c != "" {
 		t.Fatalf("Coordinator before any campaign = %q, %v", c, err)
 	}
-	s1, err := concurrency.NewSession(s.Client(), concurrency.WithTTL(60))
+	s1, err := concurrency.NewSession(s.cli, concurrency.WithTTL(60))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +294,7 @@ func testCoordinator(t *testing.T, ctx context.Context, s *Store) {
 	}
 
 	// A second campaigner waits; the coordinator stays the first until it resigns.
-	s2, err := concurrency.NewSession(s.Client(), concurrency.WithTTL(60))
+	s2, err := concurrency.NewSession(s.cli, concurrency.WithTTL(60))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +304,7 @@ func testCoordinator(t *testing.T, ctx context.Context, s *Store) {
 	go func() { won <- e2.Campaign(ctx, "10.0.0.2") }()
 	// Wait until the second candidate's key exists.
 	for {
-		r, err := s.Client().Get(ctx, s.ElectionPrefix()+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		r, err := s.cli.Get(ctx, s.ElectionPrefix()+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -333,7 +333,7 @@ func testRequestStop(t *testing.T, ctx context.Context, s *Store) {
 	if err := s.RequestStop(ctx, "10.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
-	r, err := s.Client().Get(ctx, s.StopKey())
+	r, err := s.cli.Get(ctx, s.StopKey())
 	if err != nil || len(r.Kvs) != 1 {
 		t.Fatalf("stop key %s: %v, %v", s.StopKey(), r, err)
 	}
@@ -346,7 +346,7 @@ func testRequestStop(t *testing.T, ctx context.Context, s *Store) {
 // Two clusters sharing one etcd never see each other's keys, even when one
 // name is a prefix of the other.
 func testClustersApart(t *testing.T, ctx context.Context, s *Store) {
-	other := New(s.Client(), "clustersapart2")
+	other := New(s.cli, "clustersapart2")
 	if err := other.Allow(ctx, "10.0.0.1", "x"); err != nil {
 		t.Fatal(err)
 	}
@@ -356,12 +356,12 @@ func testClustersApart(t *testing.T, ctx context.Context, s *Store) {
 	if err := other.RequestStop(ctx, "x"); err != nil {
 		t.Fatal(err)
 	}
-	lease, err := s.Client().Grant(ctx, 60)
+	lease, err := s.cli.Grant(ctx, 60)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Client().Revoke(context.Background(), lease.ID)
-	if err := other.PublishStatus(ctx, lease.ID, cluster.MemberStatus{Address: "10.0.0.2"}); err != nil {
+	defer s.cli.Revoke(context.Background(), lease.ID)
+	if err := other.PublishStatus(ctx, &Lease{cli: s.cli, id: lease.ID}, cluster.MemberStatus{Address: "10.0.0.2"}); err != nil {
 		t.Fatal(err)
 	}
 	if ok, _ := s.IsAllowed(ctx, "10.0.0.1"); ok {

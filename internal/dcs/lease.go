@@ -1,8 +1,9 @@
-package agent
+package dcs
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -12,7 +13,7 @@ import (
 	"github.com/pgfm/pgfm/internal/config"
 )
 
-// lease is the agent's liveness in etcd. It tracks until when the lease is
+// Lease is the agent's liveness in etcd. It tracks until when the lease is
 // certainly still alive anywhere: the send time of the last confirmed
 // renewal plus the TTL. A primary that stops writing before validUntil has
 // stopped before any other node can see its lease expire (DESIGN.md §4,
@@ -32,7 +33,7 @@ import (
 // read after the renewal was sent; any later leader is elected after that
 // answer and expires the lease no earlier than the renewal's send time plus
 // the TTL.
-type lease struct {
+type Lease struct {
 	cli *clientv3.Client
 	id  clientv3.LeaseID
 	ttl time.Duration
@@ -44,26 +45,40 @@ type lease struct {
 	term       uint64 // raft term of the last confirming read; 0: none yet
 }
 
-// grantLease asks for a lease of ttl; etcd may grant more (never less than
+// GrantLease asks for a lease of ttl; etcd may grant more (never less than
 // 1.5 × its election timeout), which is used as granted. A grant is a raft
 // proposal, committed by a quorum after it was sent, so it needs no other
 // confirmation.
-func grantLease(ctx context.Context, cli *clientv3.Client, ttl time.Duration, probeKey string) (*lease, error) {
+// The lease is confirmed by reading the agent's own status key (addr).
+func (s *Store) GrantLease(ctx context.Context, ttl time.Duration, addr string) (*Lease, error) {
 	sent := time.Now()
-	r, err := cli.Grant(ctx, int64(ttl.Seconds()+0.999))
+	r, err := s.cli.Grant(ctx, int64(ttl.Seconds()+0.999))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("dcs: grant lease: %w", err)
 	}
 	granted := time.Duration(r.TTL) * time.Second
-	return &lease{cli: cli, id: r.ID, ttl: granted, probeKey: probeKey, validUntil: sent.Add(granted)}, nil
+	return &Lease{cli: s.cli, id: r.ID, ttl: granted, probeKey: s.keyStatus(addr), validUntil: sent.Add(granted)}, nil
 }
 
-// errLeaseLost: etcd no longer knows the lease (it expired).
-var errLeaseLost = errors.New("the agent's lease expired")
+// LeaseUntil returns a lease that is valid until t and cannot be renewed,
+// for tests of code that only reads a lease's validity.
+func LeaseUntil(t time.Time) *Lease { return &Lease{validUntil: t} }
 
-// keepAlive renews the lease every ttl/5 until ctx ends or the lease is
+// TTL is the lease's time to live as etcd granted it.
+func (l *Lease) TTL() time.Duration { return l.ttl }
+
+// Revoke ends the lease now: everything written under it vanishes.
+func (l *Lease) Revoke(ctx context.Context) error {
+	_, err := l.cli.Revoke(ctx, l.id)
+	return err
+}
+
+// ErrLeaseLost: etcd no longer knows the lease (it expired).
+var ErrLeaseLost = errors.New("the agent's lease expired")
+
+// KeepAlive renews the lease every ttl/5 until ctx ends or the lease is
 // lost. Renewals are single requests so each has a known send time.
-func (l *lease) keepAlive(ctx context.Context) error {
+func (l *Lease) KeepAlive(ctx context.Context) error {
 	period := config.RenewPeriod(l.ttl)
 	t := time.NewTicker(period)
 	defer t.Stop()
@@ -78,8 +93,8 @@ func (l *lease) keepAlive(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if !l.valid(time.Now()) {
-			return errLeaseLost
+		if !l.Valid(time.Now()) {
+			return ErrLeaseLost
 		}
 		select {
 		case <-ctx.Done():
@@ -94,14 +109,14 @@ func (l *lease) keepAlive(ctx context.Context) error {
 // just leaves validUntil where it was. termChanged: the confirming read
 // was answered in another raft term than the read before, so this renewal
 // did not count.
-func (l *lease) renew(ctx context.Context, timeout time.Duration) (termChanged bool, err error) {
+func (l *Lease) renew(ctx context.Context, timeout time.Duration) (termChanged bool, err error) {
 	sent := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	r, err := l.cli.KeepAliveOnce(rctx, l.id)
 	cancel()
 	switch {
 	case errors.Is(err, rpctypes.ErrLeaseNotFound) || (err == nil && r.TTL <= 0):
-		return false, errLeaseLost
+		return false, ErrLeaseLost
 	case err != nil:
 		return false, nil
 	}
@@ -123,7 +138,7 @@ func (l *lease) renew(ctx context.Context, timeout time.Duration) (termChanged b
 
 // confirm makes a linearizable read, which etcd answers only after its
 // leader heard from a quorum, and returns the raft term it was answered in.
-func (l *lease) confirm(ctx context.Context) (uint64, error) {
+func (l *Lease) confirm(ctx context.Context) (uint64, error) {
 	r, err := l.cli.Get(ctx, l.probeKey, clientv3.WithCountOnly())
 	if err != nil {
 		return 0, err
@@ -135,25 +150,16 @@ func (l *lease) confirm(ctx context.Context) (uint64, error) {
 // were answered in one raft term (before is 0 until the first read).
 func acceptRenewal(before, after uint64) bool { return before != 0 && before == after }
 
-// valid reports whether the lease is certainly alive at t.
-func (l *lease) valid(t time.Time) bool {
+// Valid reports whether the lease is certainly alive at t.
+func (l *Lease) Valid(t time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return t.Before(l.validUntil)
 }
 
-// until is the time up to which the lease is certainly alive.
-func (l *lease) until() time.Time {
+// Until is the time up to which the lease is certainly alive.
+func (l *Lease) Until() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.validUntil
-}
-
-// leaseValidFor reports whether the agent holds a lease that is certainly
-// alive for at least d more.
-func (a *Agent) leaseValidFor(d time.Duration) bool {
-	a.mu.Lock()
-	l := a.lease
-	a.mu.Unlock()
-	return l != nil && l.valid(time.Now().Add(d))
 }

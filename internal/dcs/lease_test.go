@@ -1,4 +1,4 @@
-package agent
+package dcs
 
 import (
 	"context"
@@ -32,11 +32,11 @@ func TestLeaseRenewalNeedsAConfirmedTerm(t *testing.T) {
 	cli := testenv.StartEtcd(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	l, err := grantLease(ctx, cli, 3*time.Second, "/pgfm/test/status/x")
+	l, err := New(cli, "test").GrantLease(ctx, 3*time.Second, "x")
 	if err != nil {
 		t.Fatal(err)
 	}
-	granted := l.until()
+	granted := l.Until()
 
 	if changed, err := l.renew(ctx, 5*time.Second); err != nil || !changed {
 		t.Fatalf("first renewal: %v; term changed %v, want true (no term before it)", err, changed)
@@ -44,14 +44,14 @@ func TestLeaseRenewalNeedsAConfirmedTerm(t *testing.T) {
 	if l.term == 0 {
 		t.Fatal("the first renewal's read recorded no raft term")
 	}
-	if !l.until().Equal(granted) {
-		t.Fatalf("the first renewal, with no term read before it, moved validity from %s to %s", granted, l.until())
+	if !l.Until().Equal(granted) {
+		t.Fatalf("the first renewal, with no term read before it, moved validity from %s to %s", granted, l.Until())
 	}
 	sent := time.Now()
 	if changed, err := l.renew(ctx, 5*time.Second); err != nil || changed {
 		t.Fatalf("second renewal: %v; term changed %v, want false", err, changed)
 	}
-	if got := l.until(); !got.After(granted) || got.Before(sent.Add(l.ttl)) {
+	if got := l.Until(); !got.After(granted) || got.Before(sent.Add(l.ttl)) {
 		t.Fatalf("a confirmed renewal sent at %s left validity at %s (granted until %s, ttl %s)", sent, got, granted, l.ttl)
 	}
 
@@ -60,18 +60,18 @@ func TestLeaseRenewalNeedsAConfirmedTerm(t *testing.T) {
 	l.mu.Lock()
 	l.term++
 	l.mu.Unlock()
-	before := l.until()
+	before := l.Until()
 	if changed, err := l.renew(ctx, 5*time.Second); err != nil || !changed {
 		t.Fatalf("renewal across a term change: %v; term changed %v, want true", err, changed)
 	}
-	if !l.until().Equal(before) {
-		t.Fatalf("a renewal whose term changed moved validity from %s to %s", before, l.until())
+	if !l.Until().Equal(before) {
+		t.Fatalf("a renewal whose term changed moved validity from %s to %s", before, l.Until())
 	}
 
 	if _, err := cli.Revoke(ctx, l.id); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.renew(ctx, 5*time.Second); !errors.Is(err, errLeaseLost) {
-		t.Fatalf("renewal of a revoked lease: %v, want errLeaseLost", err)
+	if _, err := l.renew(ctx, 5*time.Second); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("renewal of a revoked lease: %v, want ErrLeaseLost", err)
 	}
 }

@@ -1,0 +1,146 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+)
+
+// fakeDB records the operations that reach the database.
+type fakeDB struct{ calls []string }
+
+func (f *fakeDB) Start(context.Context, time.Duration) error {
+	f.calls = append(f.calls, "start")
+	return nil
+}
+func (f *fakeDB) Stop(_ context.Context, mode string, _ time.Duration) error {
+	f.calls = append(f.calls, "stop "+mode)
+	return nil
+}
+func (f *fakeDB) Restart(context.Context, time.Duration) error {
+	f.calls = append(f.calls, "restart")
+	return nil
+}
+func (f *fakeDB) Promote(context.Context, string, time.Duration) error {
+	f.calls = append(f.calls, "promote")
+	return nil
+}
+func (f *fakeDB) Follow(_ context.Context, _, host string, _ int, _, _ string) (bool, error) {
+	f.calls = append(f.calls, "follow "+host)
+	return true, nil
+}
+func (f *fakeDB) EnsureStandbySignal() error {
+	f.calls = append(f.calls, "standby.signal")
+	return nil
+}
+func (f *fakeDB) PostmasterStarted() (time.Time, bool) { return time.Time{}, false }
+
+// fakeVIP is an address that is held or not.
+type fakeVIP struct {
+	held       bool
+	acquireErr error
+	calls      []string
+}
+
+func (f *fakeVIP) Acquire(context.Context) error {
+	f.calls = append(f.calls, "acquire")
+	if f.acquireErr != nil {
+		return f.acquireErr
+	}
+	f.held = true
+	return nil
+}
+func (f *fakeVIP) Release(context.Context) error {
+	f.calls = append(f.calls, "release")
+	f.held = false
+	return nil
+}
+func (f *fakeVIP) Held() bool { return f.held }
+
+// Whatever decided it, nothing that lets this node take writes runs
+// without a lease valid past the fence margin at the moment it runs (an
+// isolated primary whose postmaster crashed must not be restarted
+// writable by primary.restart.timeout), while everything that stops
+// writes always runs.
+func TestExecutorChecksTheLeaseWhenItActs(t *testing.T) {
+	ctx := context.Background()
+	const margin = time.Second
+	for _, c := range []struct {
+		name    string
+		validTo time.Duration // how long the lease is certainly valid
+		wantDB  []string
+		wantVIP []string
+		refused int // how many of start, promote, takeVIP were refused
+	}{
+		{"lease valid well past twice the margin", 5 * time.Second,
+			[]string{"start", "promote", "stop fast", "standby.signal", "stop immediate", "standby.signal", "follow 10.0.0.2", "restart"},
+			[]string{"acquire", "release"}, 0},
+		{"lease valid past the margin but not twice: no address", 1500 * time.Millisecond,
+			[]string{"start", "promote", "stop fast", "standby.signal", "stop immediate", "standby.signal", "follow 10.0.0.2", "restart"},
+			nil, 1},
+		{"isolated: lease within the margin", 500 * time.Millisecond,
+			[]string{"stop fast", "standby.signal", "stop immediate", "standby.signal", "follow 10.0.0.2", "restart"},
+			nil, 3},
+		{"no lease at all", 0,
+			[]string{"stop fast", "standby.signal", "stop immediate", "standby.signal", "follow 10.0.0.2", "restart"},
+			nil, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			db, addr := &fakeDB{}, &fakeVIP{}
+			e := &executor{db: db, vip: addr, margin: margin,
+				leaseValidFor: func(d time.Duration) bool { return d < c.validTo }}
+			refused := 0
+			count := func(err error) {
+				if errors.Is(err, errLease) {
+					refused++
+				} else if err != nil {
+					t.Errorf("unexpected error: %v", err)
+				}
+			}
+			count(e.start(ctx, time.Second))
+			count(e.promote(ctx, "", time.Second))
+			_, err := e.takeVIP(ctx)
+			count(err)
+			count(e.stop(ctx, "fast", time.Second))
+			_, stopErr := e.fence(ctx, time.Second)
+			count(stopErr)
+			count(e.keepDown())
+			count(e.follow(ctx, "", "10.0.0.2", 5432, "postgres", "n1", time.Second))
+			addr.held = true // released whatever the lease
+			_, err = e.releaseVIP(ctx)
+			count(err)
+			if refused != c.refused {
+				t.Errorf("refused %d actions, want %d", refused, c.refused)
+			}
+			if !slices.Equal(db.calls, c.wantDB) {
+				t.Errorf("database saw %q, want %q", db.calls, c.wantDB)
+			}
+			wantVIP := c.wantVIP
+			if wantVIP == nil {
+				wantVIP = []string{"release"}
+			}
+			if !slices.Equal(addr.calls, wantVIP) {
+				t.Errorf("address saw %q, want %q", addr.calls, wantVIP)
+			}
+		})
+	}
+}
+
+// An address that fails to come up fully is not left half-assigned.
+func TestExecutorUndoesAFailedVIP(t *testing.T) {
+	addr := &fakeVIP{acquireErr: errors.New("announce failed")}
+	e := &executor{db: &fakeDB{}, vip: addr, margin: time.Second, leaseValidFor: func(time.Duration) bool { return true }}
+	if taken, err := e.takeVIP(context.Background()); taken || err == nil {
+		t.Fatalf("takeVIP = %v, %v; want the failure", taken, err)
+	}
+	if !slices.Equal(addr.calls, []string{"acquire", "release"}) || addr.held {
+		t.Errorf("address saw %q (held %v), want acquire then release", addr.calls, addr.held)
+	}
+	// Without virtual.ip nothing happens.
+	e.vip = nil
+	if taken, err := e.takeVIP(context.Background()); taken || err != nil {
+		t.Errorf("takeVIP without an address = %v, %v", taken, err)
+	}
+}

@@ -1,0 +1,146 @@
+// Package node decides what one node must do to its own database and to
+// the virtual IP, from what it observes, the primary record and its lease.
+// It is the node-side twin of package decide: pure, with no I/O, so every
+// case is a table test; the agent carries the actions out.
+package node
+
+import (
+	"time"
+
+	"github.com/pgfm/pgfm/internal/cluster"
+)
+
+// Record is the part of the primary record a node acts on.
+type Record struct {
+	Node     string // the named primary; "" before the first record is seen
+	Previous string // the primary it replaced
+	Epoch    uint64
+	Phase    cluster.Phase
+}
+
+// Local is what the node knows of itself.
+type Local struct {
+	DB cluster.DBObservation
+	// PostmasterGone: no postmaster runs (no postmaster.pid, or its
+	// process is dead), as opposed to one that does not answer.
+	PostmasterGone bool
+	// PostmasterRunning and PostmasterStarted: a postmaster runs by its
+	// postmaster.pid, started then.
+	PostmasterRunning bool
+	PostmasterStarted time.Time
+	// FailedAt is when the database was seen to fail (idle since); zero
+	// when it has not failed.
+	FailedAt time.Time
+	// Fenced: the database was stopped as stale or isolated and the node
+	// waits for a rejoin (or for a new failover to name it).
+	Fenced bool
+	// FollowedEpoch is the last epoch this standby re-pointed itself for.
+	FollowedEpoch uint64
+	// FailedStopEpoch is the last epoch whose failed primary (this node)
+	// was stopped (stop.failed.primary).
+	FailedStopEpoch uint64
+	// RestartTried: one local restart was tried for this crash already.
+	RestartTried bool
+	// VIPHeld: this node holds the virtual IP now.
+	VIPHeld bool
+}
+
+// Lease is the state of the agent's etcd lease.
+type Lease struct {
+	// Live: a lease is held now (not lost, not revoked).
+	Live bool
+	// ValidUntil is how long the last lease granted is certainly alive
+	// anywhere; zero before the first grant.
+	ValidUntil time.Time
+	// Fenced: the loss of this lease was acted on already.
+	Fenced bool
+}
+
+// validFor reports whether the lease is certainly alive for d after now.
+func (l Lease) validFor(now time.Time, d time.Duration) bool {
+	return l.Live && now.Add(d).Before(l.ValidUntil)
+}
+
+// Settings are the properties the decisions depend on.
+type Settings struct {
+	Witness           bool
+	AutoReconfigure   bool          // auto.reconfigure
+	StopFailedPrimary bool          // stop.failed.primary
+	LocalRestart      bool          // primary.restart.timeout > 0
+	FenceMargin       time.Duration // config.FenceMargin(node.timeout)
+	VIP               bool          // virtual.ip is set
+}
+
+// Input is everything Step decides from.
+type Input struct {
+	Self     string
+	Settings Settings
+	Record   Record
+	Local    Local
+	Lease    Lease
+}
+
+// Step returns what the node must do now, in order. It is called again
+// after every change, and every action is idempotent, so a node that
+// restarts simply resumes.
+func Step(in Input, now time.Time) []Action {
+	s, rec, loc := in.Settings, in.Record, in.Local
+	if s.Witness || rec.Node == "" {
+		return nil
+	}
+	db := loc.DB
+	writable := db.Up && !db.InRecovery
+	named := rec.Node == in.Self
+	var acts []Action
+
+	// Invariant 1: a named primary whose lease may end within the margin
+	// stops writing before anyone else can be promoted.
+	if named && writable && !in.Lease.ValidUntil.IsZero() && !in.Lease.Fenced &&
+		!now.Add(s.FenceMargin).Before(in.Lease.ValidUntil) {
+		return []Action{FenceIsolated{Until: in.Lease.ValidUntil}}
+	}
+	if !named && loc.VIPHeld {
+		acts = append(acts, ReleaseVIP{Why: "the cluster's primary is " + rec.Node})
+	}
+	switch {
+	case named && rec.Phase == cluster.PhasePromoting && writable:
+		acts = append(acts, RecordPromotion{Epoch: rec.Epoch}) // promoted before a crash or restart
+	case named && rec.Phase == cluster.PhasePromoting:
+		acts = append(acts, Promote{Epoch: rec.Epoch, Replacing: rec.Previous})
+	case named && rec.Phase == cluster.PhasePromoted:
+		if loc.PostmasterGone && s.LocalRestart && !loc.RestartTried {
+			acts = append(acts, RestartLocally{})
+		}
+		// Only a primary that will not fence itself any moment holds the
+		// address: twice the fence margin.
+		if writable && s.VIP && !loc.VIPHeld && !loc.Fenced && in.Lease.validFor(now, 2*s.FenceMargin) {
+			acts = append(acts, TakeVIP{})
+		}
+	case named:
+		// fence-failed or promote-failed: the cluster waits for an operator.
+	case writable:
+		acts = append(acts, FenceStale{Why: "is writable but the cluster's primary is " + rec.Node, Epoch: rec.Epoch, Primary: rec.Node})
+	case !db.Up:
+		if rec.Previous == in.Self && loc.FailedStopEpoch < rec.Epoch &&
+			StopFailed(s.StopFailedPrimary, loc.FailedAt, loc.PostmasterStarted, loc.PostmasterRunning) {
+			acts = append(acts, StopFailedPrimary{Epoch: rec.Epoch})
+		}
+		// A database that is down stays unable to come back writable.
+		acts = append(acts, KeepDown{})
+	case rec.Phase == cluster.PhasePromoted && !loc.Fenced && s.AutoReconfigure && rec.Epoch > loc.FollowedEpoch:
+		if db.SenderHost == rec.Node && db.WalReceiver == "streaming" {
+			acts = append(acts, Followed{Epoch: rec.Epoch})
+		} else {
+			acts = append(acts, Follow{Primary: rec.Node, Epoch: rec.Epoch})
+		}
+	}
+	return acts
+}
+
+// StopFailed (stop.failed.primary, EFM's meaning): the running postmaster
+// is the one that failed when it started more than a second
+// (postmaster.pid's resolution) before the failure was seen; one an
+// operator started since is left alone.
+func StopFailed(enabled bool, failureSeen, postmasterStarted time.Time, running bool) bool {
+	return enabled && running && !failureSeen.IsZero() && postmasterStarted.Add(time.Second).Before(failureSeen)
+}
