@@ -22,6 +22,11 @@ func (a *Agent) Admit(ctx context.Context, req httpapi.JoinRequest, remoteIP str
 	if !a.isReady() {
 		return resp, httpapi.Errorf(http.StatusServiceUnavailable, "agent %s is starting; try again shortly", a.self)
 	}
+	if a.member == nil {
+		return resp, httpapi.Errorf(http.StatusConflict,
+			"cluster %q uses an external etcd (dcs.endpoints): there is no member to join through; set the same dcs.endpoints in the joining node's %s.properties and start its agent",
+			a.cfg.Cluster, a.cfg.Cluster)
+	}
 	if req.Cluster != a.cfg.Cluster {
 		return resp, httpapi.Errorf(http.StatusConflict,
 			"%s is an agent of cluster %q, not %q: the joining node's .nodes file lists a member of another cluster; correct it",

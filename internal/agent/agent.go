@@ -156,15 +156,22 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	loopCtx, cancel := context.WithCancel(ctx)
 	wait := a.startLoops(loopCtx)
 	a.setReady(true)
-	a.log.Info("agent running", "member_id", fmt.Sprintf("%x", a.member.ID()))
+	var stopped <-chan struct{}
+	var failed <-chan error
+	if a.member != nil {
+		a.log.Info("agent running", "member_id", fmt.Sprintf("%x", a.member.ID()))
+		stopped, failed = a.member.Stopped(), a.member.Err()
+	} else {
+		a.log.Info("agent running", "etcd", a.cfg.DCS.Endpoints)
+	}
 
 	select {
 	case <-ctx.Done():
 		a.log.Info("agent stopping (signal); the database keeps running")
 	case err = <-a.fatal:
-	case <-a.member.Stopped():
+	case <-stopped:
 		err = fmt.Errorf("the embedded etcd member stopped: %w", etcdmember.ErrStopped)
-	case merr := <-a.member.Err():
+	case merr := <-failed:
 		err = fmt.Errorf("the embedded etcd member failed: %w", merr)
 	}
 	a.setReady(false)

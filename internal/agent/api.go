@@ -276,6 +276,11 @@ func (a *Agent) Disallow(ctx context.Context, addr string) (string, error) {
 // removeMember removes ip's etcd member, after giving its running agent a
 // moment to see its registration vanish and leave by itself.
 func (a *Agent) removeMember(ctx context.Context, ip string, reg cluster.Registration, registered bool) (bool, error) {
+	if a.member == nil {
+		// An external etcd: its members are not ours to remove; the
+		// deleted registration is the removal.
+		return registered, nil
+	}
 	if registered {
 		deadline := time.Now().Add(a.cfg.NodeTimeout)
 		for time.Now().Before(deadline) {

@@ -38,6 +38,9 @@ func (a *Agent) memberConfig() etcdmember.Config {
 // when state.dir has its data, else by joining through .nodes, else (only
 // on a primary) by starting a new cluster.
 func (a *Agent) startConsensus(ctx context.Context) error {
+	if a.cfg.DCS.External() {
+		return a.useExternal(ctx)
+	}
 	mc := a.memberConfig()
 	switch peers := a.peers(); {
 	case etcdmember.HasData(mc.DataDir):
@@ -92,7 +95,18 @@ func (a *Agent) bootstrap(ctx context.Context, mc etcdmember.Config) error {
 	if err := a.startMember(ctx, mc); err != nil {
 		return err
 	}
-	info := dcs.Info{Name: a.cfg.Cluster, Token: mc.Token, CreatedAt: time.Now().UTC(), CreatedBy: a.self}
+	return a.bootstrapKeys(ctx, mc.Token)
+}
+
+// bootstrapKeys creates the cluster's keys with this primary as its first
+// member and primary (epoch 1); token is the embedded etcd's cluster token.
+func (a *Agent) bootstrapKeys(ctx context.Context, token string) error {
+	obs := a.observeLocal(ctx)
+	if !obs.Up || obs.InRecovery {
+		return fmt.Errorf("the local database is no longer a running primary (%s); start again", obs.Error)
+	}
+	a.log.Info("creating the cluster's keys with this node as primary", "cluster", a.cfg.Cluster)
+	info := dcs.Info{Name: a.cfg.Cluster, Token: token, CreatedAt: time.Now().UTC(), CreatedBy: a.self}
 	err := a.store.Bootstrap(ctx, info, a.registration())
 	if err != nil && !errors.Is(err, dcs.ErrExists) {
 		return err
@@ -228,10 +242,14 @@ func (a *Agent) ensureRegistered(ctx context.Context) error {
 }
 
 func (a *Agent) registration() cluster.Registration {
-	return cluster.Registration{
+	reg := cluster.Registration{
 		Address: a.self, BindAddr: a.bind, AdminURL: a.adminURL, DBPort: a.cfg.DB.Port,
-		Witness: a.cfg.IsWitness, JoinedAt: time.Now().UTC(), MemberID: a.member.ID(),
+		Witness: a.cfg.IsWitness, JoinedAt: time.Now().UTC(),
 	}
+	if a.member != nil {
+		reg.MemberID = a.member.ID()
+	}
+	return reg
 }
 
 func randomHex(n int) string {

@@ -53,6 +53,9 @@ func (a *Agent) watchStatuses(ctx context.Context) {
 // housekeeping promotes learners whose admitting agent went away before
 // promoting them, and counts the voting members for the majority check.
 func (a *Agent) housekeeping(ctx context.Context) int {
+	if a.member == nil {
+		return 0 // an external etcd's membership is its owner's
+	}
 	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	list, err := a.store.Members(lctx)
@@ -104,6 +107,7 @@ func (a *Agent) view(snap dcs.Snapshot, voters int) decide.View {
 		AutoFailover: a.cfg.AutoFailover, MinimumStandbys: a.cfg.MinimumStandbys,
 		MaxFailoverLag: a.cfg.MaxFailoverLag, PrimaryShutdownAsFailure: a.cfg.PrimaryShutdownAsFailure,
 		NodeTimeout: a.cfg.NodeTimeout, LocalTimeoutFinal: a.cfg.LocalTimeoutFinal,
+		ExternalDCS: a.cfg.DCS.External(),
 	}
 	if p, ok := snap.Status[snap.Primary.Node]; ok {
 		s.Priority = p.Priority

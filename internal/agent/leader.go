@@ -22,7 +22,7 @@ func (a *Agent) leaderLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if rec, _ := a.currentPrimary(); rec.Node == a.self {
+		if rec, _ := a.currentPrimary(); rec.Node == a.self && a.member != nil {
 			a.handOffLeadership(ctx)
 		}
 	}

@@ -64,6 +64,9 @@ type StopRequest struct {
 // ErrExists: Bootstrap found the cluster already created.
 var ErrExists = errors.New("cluster already initialised")
 
+// ErrNoCluster: the cluster was not created in etcd (no Bootstrap yet).
+var ErrNoCluster = errors.New("dcs: cluster info missing: the cluster was not created yet")
+
 // Bootstrap creates the cluster's identity, allows and registers its first
 // member, in one transaction that fails if the cluster already exists.
 func (s *Store) Bootstrap(ctx context.Context, info Info, first cluster.Registration) error {
@@ -94,7 +97,7 @@ func (s *Store) Info(ctx context.Context) (Info, error) {
 		return info, fmt.Errorf("dcs: read cluster info: %w", err)
 	}
 	if len(r.Kvs) == 0 {
-		return info, fmt.Errorf("dcs: cluster info missing")
+		return info, ErrNoCluster
 	}
 	if err := json.Unmarshal(r.Kvs[0].Value, &info); err != nil {
 		return info, fmt.Errorf("dcs: cluster info: %w", err)

@@ -124,6 +124,9 @@ var scenarios = []scenario{
 		then(at(0).because("no majority: 2 live of 4 voting members, 3 needed")),
 	sc("rule6 voters counts members missing from the view", nodeFailed(p), func(v *View, _ time.Time) { v.Voters = 7 }).
 		then(at(0).because("no majority: 3 live of 7")),
+	sc("rule6 external etcd: its majority counts, not the agents' (2 of 4 live, no witness needed)", nodeFailed(p), agentDown(w),
+		settings(func(s *Settings) { s.ExternalDCS = true })).
+		then(at(0, note(Warning, SubjectWitnessFailure, w), fo(p, s1, 8))),
 
 	// Rule 7: candidate choice (finer rows in candidate_test.go).
 	sc("rule7 most received WAL wins", nodeFailed(p), received(s2, lsn0+100)).then(at(0, fo(p, s2, 8))),

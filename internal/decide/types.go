@@ -25,6 +25,10 @@ type Settings struct {
 	LocalTimeoutFinal        time.Duration // local.timeout.final: how long a primary database must stay failed
 	Priority                 []string      // priority.standbys, most preferred first
 	Paused                   bool          // the cluster is paused: decide nothing
+	// ExternalDCS: etcd is run by someone else, and its members are not
+	// the agents, so the majority that counts is etcd's (the coordinator
+	// holds a lease, so it has it); the agents' own count is not checked.
+	ExternalDCS bool
 }
 
 // DefaultSettings are the documented defaults of the properties above.
