@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"strconv"
 	"time"
@@ -42,8 +43,14 @@ type Config struct {
 	PrimaryHealthCheckPort int
 
 	// ElectionTimeout is etcd's election timeout (dcs.election.timeout,
-	// default 1s; the heartbeat is a tenth of it). pgfm's own.
+	// default 1s; the heartbeat is a tenth of it). pgfm's own. With an
+	// external etcd (DCS.External) it configures nothing: it must be that
+	// cluster's election timeout, and only the node.timeout check uses it.
 	ElectionTimeout time.Duration
+
+	// DCS is how the agent reaches an external etcd cluster (pgfm's own
+	// dcs.* keys); empty: the agents run their own embedded etcd members.
+	DCS DCSConfig
 
 	ApplicationName  string       // application.name
 	LockDir          string       // lock.dir, default /run/lock/pgfm
@@ -94,6 +101,40 @@ type DB struct {
 	SSLMode      string // jdbc.sslmode: disable | require | verify-ca | verify-full (libpq sslmode)
 }
 
+// DCSConfig is how the agent reaches an external etcd cluster that others
+// run and that many pgfm clusters may share, each under /pgfm/CLUSTER/.
+// Load checks it is whole: TLS files and user only with Endpoints, Cert with
+// Key, User with Password, TLS files only with https:// endpoints.
+type DCSConfig struct {
+	// Endpoints are dcs.endpoints, each normalised to scheme://host:port
+	// (IPv6 in brackets), all with one scheme: http://, or https:// when
+	// dcs.cacert, dcs.cert or dcs.key is set, unless written otherwise.
+	Endpoints []string
+	CACert    string // dcs.cacert: CA certificate (PEM) of the etcd servers; "" = the system's roots
+	Cert      string // dcs.cert: client certificate (PEM), always with Key
+	Key       string // dcs.key: the client certificate's private key (PEM)
+	User      string // dcs.user: etcd user, always with Password
+	Password  string // dcs.password: in clear in the properties file; never logged
+}
+
+// External reports whether the agent uses an external etcd cluster instead
+// of running an embedded member: dcs.endpoints is set.
+func (d DCSConfig) External() bool { return len(d.Endpoints) > 0 }
+
+// String prints the settings with the password hidden, so that printing a
+// Config (%v, %+v, slog) never shows it.
+func (d DCSConfig) String() string {
+	pw := ""
+	if d.Password != "" {
+		pw = "(hidden)"
+	}
+	return fmt.Sprintf("{Endpoints:%v CACert:%s Cert:%s Key:%s User:%s Password:%s}",
+		d.Endpoints, d.CACert, d.Cert, d.Key, d.User, pw)
+}
+
+// GoString hides the password from %#v too.
+func (d DCSConfig) GoString() string { return "config.DCSConfig" + d.String() }
+
 // Warning is something in the files that does not stop the agent but that
 // the user should change (an old name, an ignored key, a duplicate).
 type Warning struct {
@@ -135,14 +176,14 @@ func location(file string, line int, key string) string {
 
 // Effective returns the effective settings as ordered key/value pairs with
 // EFM property names, for logging once at start. Only supported keys are
-// listed, so secrets (db.password.encrypted, ...) can never appear.
+// listed, and not secrets (dcs.password), so that no password can appear.
 func (c Config) Effective() [][2]string {
 	var out [][2]string
 	for _, k := range newKeyIndex().list {
-		if k.status != supported {
+		if k.status != supported || k.kind == kindSecret {
 			continue
 		}
-		out = append(out, [2]string{k.name, formatField(k.field(&c))})
+		out = append(out, [2]string{k.name, formatField(k.kind, k.field(&c))})
 	}
 	return out
 }

@@ -34,6 +34,8 @@ const (
 	kindEmail              // one email address; %h stands for the host name
 	kindEmailList          // space-separated email addresses
 	kindAddr               // one IP address (no port)
+	kindEndpoints          // comma-separated etcd client URLs, [http:// or https://]host:port
+	kindSecret             // a string Effective never logs (a password)
 )
 
 // need says on which kind of node a key must be set.
@@ -125,6 +127,15 @@ func keyTable() []keySpec {
 		sup("primary.health.check.port", kindCount, "", optional, "8080", func(c *Config) any { return &c.PrimaryHealthCheckPort }),
 		sup("dcs.election.timeout", kindSeconds, "1", optional, "1", func(c *Config) any { return &c.ElectionTimeout }),
 
+		// External etcd (pgfm's own): blank dcs.endpoints = embedded members.
+		sup("dcs.endpoints", kindEndpoints, "", optional, "https://etcd1.example.com:2379,https://etcd2.example.com:2379",
+			func(c *Config) any { return &c.DCS.Endpoints }),
+		sup("dcs.cacert", kindPath, "", optional, "/etc/pgfm/etcd-ca.pem", func(c *Config) any { return &c.DCS.CACert }),
+		sup("dcs.cert", kindPath, "", optional, "/etc/pgfm/etcd-client.pem", func(c *Config) any { return &c.DCS.Cert }),
+		sup("dcs.key", kindPath, "", optional, "/etc/pgfm/etcd-client-key.pem", func(c *Config) any { return &c.DCS.Key }),
+		sup("dcs.user", kindString, "", optional, "pgfm-main", func(c *Config) any { return &c.DCS.User }),
+		sup("dcs.password", kindSecret, "", optional, "", func(c *Config) any { return &c.DCS.Password }),
+
 		// Failover policy and local files.
 		sup("application.name", kindString, "", optional, "node1", func(c *Config) any { return &c.ApplicationName }),
 		sup("lock.dir", kindPath, "/run/lock/pgfm", optional, "/run/lock/pgfm", func(c *Config) any { return &c.LockDir }),
@@ -200,7 +211,6 @@ func keyTable() []keySpec {
 		todo("custom.monitor.interval"),
 		todo("custom.monitor.timeout"),
 		todoOff("custom.monitor.safe.mode", "false"),
-		todo("dcs.endpoints"),
 
 		// EFM/Java plumbing that has no meaning for pgfm.
 		na("jvm.options", "pgfm is a Go program: there is no JVM"),

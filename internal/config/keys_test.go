@@ -52,7 +52,8 @@ func TestKeyTable(t *testing.T) {
 func fieldMatchesKind(f any, k kind) bool {
 	switch f.(type) {
 	case *string:
-		return k == kindString || k == kindPath || k == kindSSLMode || k == kindLevel || k == kindCommand || k == kindEmail
+		return k == kindString || k == kindPath || k == kindSSLMode || k == kindLevel || k == kindCommand || k == kindEmail ||
+			k == kindSecret
 	case *int:
 		return k == kindPort || k == kindCount
 	case *bool:
@@ -62,7 +63,7 @@ func fieldMatchesKind(f any, k kind) bool {
 	case *uint64:
 		return k == kindBytes
 	case *[]string:
-		return k == kindEmailList
+		return k == kindEmailList || k == kindEndpoints
 	case *netip.AddrPort:
 		return k == kindPeerAddr
 	case *[]netip.Addr:

@@ -32,6 +32,9 @@ func Load(dir, cluster string) (Config, []Warning, error) {
 	entries, warns, perr := ParseProperties(data, propsFile)
 	c, moreWarns, errs := build(cluster, propsFile, entries)
 	warns = append(warns, moreWarns...)
+	fileWarns, fileErrs := checkDCSFiles(propsFile, c, entries)
+	warns = append(warns, fileWarns...)
+	errs = append(errs, fileErrs...)
 	sortWarnings(warns)
 	errs = append(errs, unjoin(perr)...)
 	sortProblems(errs)
@@ -121,9 +124,11 @@ func build(cluster, file string, entries []Entry) (Config, []Warning, []error) {
 	}
 	l.checkRequired(c, set)
 	l.checkTogether(c, lines)
+	l.checkDCS(c, set)
 	if c.DB.ConfigDir == "" {
 		c.DB.ConfigDir = c.DB.DataDir
 	}
+	c.DCS.Endpoints = withScheme(c.DCS.Endpoints, c.DCS.tls())
 	sortProblems(l.errs)
 	return c, l.warns, l.errs
 }
@@ -267,12 +272,16 @@ func (l *loader) checkTogether(c Config, lines map[string]int) {
 	if c.NodeTimeout > 0 && c.ElectionTimeout > 0 && c.NodeTimeout >= MinNodeTimeout(c.ElectionTimeout) {
 		if ok, need := ridesOutElection(c.NodeTimeout, c.ElectionTimeout); !ok {
 			ttl := LeaseTTL(c.NodeTimeout, c.ElectionTimeout)
+			leader, smaller := "the host of the etcd leader (a standby or a witness)", "a smaller dcs.election.timeout"
+			if c.DCS.External() {
+				leader, smaller = "the etcd leader (a member of the external etcd cluster)",
+					"a smaller election timeout on the etcd cluster (and dcs.election.timeout with it)"
+			}
 			l.warn(lines["node.timeout"], "node.timeout", "%s seconds leaves a primary %s of lease after its last renewal, "+
-				"less than the %s an etcd leader election can take with dcs.election.timeout=%s: when the host of the etcd leader "+
-				"(a standby or a witness) fails, the primary may fence itself and cause a failover; use node.timeout=%s or more, "+
-				"or a smaller dcs.election.timeout",
+				"less than the %s an etcd leader election can take with dcs.election.timeout=%s: when %s "+
+				"fails, the primary may fence itself and cause a failover; use node.timeout=%s or more, or %s",
 				formatSeconds(c.NodeTimeout), LeaderLossTolerance(ttl), ElectionTime(c.ElectionTimeout),
-				formatSeconds(c.ElectionTimeout), formatSeconds(need))
+				formatSeconds(c.ElectionTimeout), leader, formatSeconds(need), smaller)
 		}
 	}
 	l.checkVIP(c, lines)

@@ -600,7 +600,7 @@ func TestEffective(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
 	}
-	if order[0] != "db.user" || len(eff) != 55 {
+	if order[0] != "db.user" || len(eff) != 60 { // every supported key but dcs.password
 		t.Errorf("order %v", order)
 	}
 	for _, kv := range eff {
@@ -614,6 +614,9 @@ func TestEffective(t *testing.T) {
 // and every problem and warning names the file and a line that exists.
 func FuzzBuild(f *testing.F) {
 	for _, tc := range loadCases {
+		f.Add([]byte(tc.props))
+	}
+	for _, tc := range dcsCases {
 		f.Add([]byte(tc.props))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

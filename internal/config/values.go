@@ -53,7 +53,11 @@ func setField(c *Config, k *keySpec, raw string) string {
 		}
 		return msg
 	case *[]string:
-		v, msg := parseEmailList(s)
+		parse := parseEmailList
+		if k.kind == kindEndpoints {
+			parse = parseEndpoints
+		}
+		v, msg := parse(s)
 		if msg == "" {
 			*p = v
 		}
@@ -82,8 +86,9 @@ func setField(c *Config, k *keySpec, raw string) string {
 	return fmt.Sprintf("internal error: no parser for %T", k.field(c))
 }
 
-// formatField renders a Config field the way it is written in the file.
-func formatField(v any) string {
+// formatField renders a Config field of kind k the way it is written in
+// the file.
+func formatField(k kind, v any) string {
 	switch p := v.(type) {
 	case *string:
 		return *p
@@ -96,6 +101,9 @@ func formatField(v any) string {
 	case *uint64:
 		return formatBytes(*p)
 	case *[]string:
+		if k == kindEndpoints {
+			return strings.Join(*p, ",")
+		}
 		return strings.Join(*p, " ")
 	case *netip.AddrPort:
 		if !p.IsValid() {
