@@ -86,7 +86,7 @@ func (a *Agent) Admit(ctx context.Context, req httpapi.JoinRequest, remoteIP str
 // same URL by an earlier attempt and replacing a started member of that
 // URL (the joiner lost its data, or it would restart instead of joining).
 func (a *Agent) addLearner(ctx context.Context, peerURL string) (uint64, []dcs.Member, error) {
-	list, err := a.store.Members(ctx)
+	list, err := a.members.Members(ctx)
 	if err != nil {
 		return 0, nil, httpapi.Errorf(http.StatusServiceUnavailable, "cannot list members: %v", err)
 	}
@@ -98,7 +98,7 @@ func (a *Agent) addLearner(ctx context.Context, peerURL string) (uint64, []dcs.M
 		case same:
 			a.log.Warn("replacing the old member of a node that rejoins without its data", "peer", peerURL)
 			if err := retryUnhealthy(ctx, func(ctx context.Context) error {
-				return a.store.RemoveMember(ctx, m.ID)
+				return a.members.RemoveMember(ctx, m.ID)
 			}); err != nil {
 				return 0, nil, httpapi.Errorf(http.StatusServiceUnavailable, "cannot remove the old member of %s: %v", peerURL, err)
 			}
@@ -109,7 +109,7 @@ func (a *Agent) addLearner(ctx context.Context, peerURL string) (uint64, []dcs.M
 	var id uint64
 	var members []dcs.Member
 	err = retryUnhealthy(ctx, func(ctx context.Context) (err error) {
-		id, members, err = a.store.AddLearner(ctx, peerURL)
+		id, members, err = a.members.AddLearner(ctx, peerURL)
 		return err
 	})
 	if err != nil {
@@ -143,7 +143,7 @@ func (a *Agent) promoteWhenReady(id uint64) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) && a.isReady() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := a.store.PromoteMember(ctx, id)
+		err := a.members.PromoteMember(ctx, id)
 		cancel()
 		if err == nil {
 			a.log.Info("promoted a learner to voter", "member_id", fmt.Sprintf("%x", id))

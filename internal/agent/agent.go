@@ -49,11 +49,14 @@ type Agent struct {
 
 	binDir string    // PostgreSQL programs (db.bin or pg_config --bindir)
 	exec   *executor // the only hand on the postmaster and the virtual IP
+	// probe observes a database (postgres.Observe; a fake in flow tests).
+	probe func(ctx context.Context, connString string) (cluster.DBObservation, error)
 	runner *hook.Runner
 	notes  *hook.Queue // notifications, delivered off the caller's path
 
-	member *etcdmember.Member // nil with an external etcd
-	store  *dcs.Store
+	member  *etcdmember.Member // nil with an external etcd
+	store   store
+	members membership // nil with an external etcd
 	token  string
 	// startRev is the etcd revision when the agent started serving.
 	startRev int64
@@ -108,6 +111,7 @@ func New(cfg config.Config, log *slog.Logger) *Agent {
 		publishKick: make(chan struct{}, 1),
 		roleKick:    make(chan struct{}, 1),
 		coordKick:   make(chan struct{}, 1),
+		probe:       postgres.Observe,
 	}
 }
 

@@ -290,7 +290,7 @@ func (a *Agent) removeMember(ctx context.Context, ip string, reg cluster.Registr
 			sleep(ctx, 100*time.Millisecond)
 		}
 	}
-	list, err := a.store.Members(ctx)
+	list, err := a.members.Members(ctx)
 	if err != nil {
 		return false, httpapi.Errorf(http.StatusServiceUnavailable, "cannot list members: %v", err)
 	}
@@ -305,7 +305,7 @@ func (a *Agent) removeMember(ctx context.Context, ip string, reg cluster.Registr
 			continue
 		}
 		if err := retryUnhealthy(ctx, func(ctx context.Context) error {
-			return a.store.RemoveMember(ctx, m.ID)
+			return a.members.RemoveMember(ctx, m.ID)
 		}); err != nil {
 			return false, httpapi.Errorf(http.StatusServiceUnavailable, "cannot remove the etcd member of %s: %v; run disallow-node again", ip, err)
 		}

@@ -144,7 +144,7 @@ func (a *Agent) join(ctx context.Context, mc etcdmember.Config, peers []string) 
 		}
 		a.log.Warn("the new consensus member did not start; joining again", "attempt", attempt, "err", err)
 		a.closeConsensus()
-		a.member, a.store = nil, nil
+		a.member, a.store, a.members = nil, nil, nil
 		if err := os.RemoveAll(mc.DataDir); err != nil {
 			return fmt.Errorf("state.dir: %w", err)
 		}
@@ -196,7 +196,7 @@ func (a *Agent) startMember(ctx context.Context, mc etcdmember.Config) error {
 	if err != nil {
 		return err
 	}
-	a.store = store
+	a.store, a.members = store, store
 
 	wait := func(what string, f func(context.Context) error) error {
 		for {

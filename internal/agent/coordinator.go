@@ -58,7 +58,7 @@ func (a *Agent) housekeeping(ctx context.Context) int {
 	}
 	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	list, err := a.store.Members(lctx)
+	list, err := a.members.Members(lctx)
 	if err != nil {
 		return 0
 	}
@@ -71,7 +71,7 @@ func (a *Agent) housekeeping(ctx context.Context) int {
 		if m.Name == "" {
 			continue
 		}
-		if err := a.store.PromoteMember(lctx, m.ID); err == nil {
+		if err := a.members.PromoteMember(lctx, m.ID); err == nil {
 			a.log.Info("promoted a learner to voter", "member", m.Name)
 		}
 	}

@@ -31,7 +31,7 @@ func (a *Agent) leaderLoop(ctx context.Context) {
 func (a *Agent) handOffLeadership(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	leader, self, err := a.store.LeaderOf(ctx, a.member.Endpoint())
+	leader, self, err := a.members.LeaderOf(ctx, a.member.Endpoint())
 	if err != nil || leader != self {
 		return
 	}
@@ -39,7 +39,7 @@ func (a *Agent) handOffLeadership(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	list, err := a.store.Members(ctx)
+	list, err := a.members.Members(ctx)
 	if err != nil {
 		return
 	}
@@ -72,7 +72,7 @@ func (a *Agent) handOffLeadership(ctx context.Context) {
 	if target == 0 {
 		return
 	}
-	if err := a.store.MoveLeader(ctx, target); err != nil {
+	if err := a.members.MoveLeader(ctx, target); err != nil {
 		a.log.Debug("cannot move the etcd leader off the primary", "err", err)
 		return
 	}

@@ -23,7 +23,7 @@ func (a *Agent) observe(ctx context.Context, host string, port int, timeout time
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	db := a.cfg.DB
-	obs, _ := postgres.Observe(ctx, postgres.ConnString(host, port, db.User, db.Database, db.SSLMode, timeout))
+	obs, _ := a.probe(ctx, postgres.ConnString(host, port, db.User, db.Database, db.SSLMode, timeout))
 	return obs
 }
 
