@@ -5,7 +5,8 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X github.com/pgfm/pgfm/internal/version.Version=$(VERSION)
 # Integration tests fail (instead of skipping) when PostgreSQL or network
 # namespaces are missing.
-TEST_ENV  := PGFM_REQUIRE_INTEGRATION=1 PGFM_REQUIRE_NETNS=1
+ETCD      := bin/etcd
+TEST_ENV  := PGFM_REQUIRE_INTEGRATION=1 PGFM_REQUIRE_NETNS=1 PGFM_TEST_ETCD=$(CURDIR)/$(ETCD)
 FUZZTIME  ?= 30s
 
 .PHONY: all build test unit vet fuzz demo bench campaign clean
@@ -30,9 +31,14 @@ OTHER_PKGS    = $(shell $(GO) list ./... | grep -v -e '/test/integration$$' -e '
 # that run real PostgreSQL servers and pgfm agents (with etcd embedded) on
 # loopback and in network namespaces. As root, PostgreSQL runs as the
 # postgres user.
-test: vet
+test: vet $(ETCD)
 	$(TEST_ENV) $(GO) test -race -count=1 -timeout 10m $(OTHER_PKGS)
 	$(TEST_ENV) $(GO) test -race -count=1 -timeout 25m -p 1 -parallel 1 $(CLUSTER_PKGS)
+
+# The etcd server that tests of the external etcd mode run as a cluster,
+# built from the etcd module pgfm embeds (same version).
+$(ETCD): go.mod go.sum
+	$(GO) build -o $(ETCD) go.etcd.io/etcd/server/v3
 
 # Fault campaigns on a busy machine (CAMPAIGN_LOAD busy processes): how
 # many formations of the harness's cluster collapse, and an isolated
@@ -40,7 +46,7 @@ test: vet
 # each; prints the figures. CI runs a short one (CAMPAIGN_RUNS=1).
 CAMPAIGN_RUNS ?= 20
 CAMPAIGN_LOAD ?= 2
-campaign:
+campaign: $(ETCD)
 	$(TEST_ENV) PGFM_CAMPAIGN_RUNS=$(CAMPAIGN_RUNS) PGFM_CAMPAIGN_LOAD=$(CAMPAIGN_LOAD) \
 		$(GO) test -race -count=1 -v -timeout 150m -run '$(CAMPAIGN)' ./test/campaign/
 

@@ -1,5 +1,6 @@
 // Package integration runs pgfm agents as real processes against real
-// PostgreSQL servers and their embedded etcd members, on loopback.
+// PostgreSQL servers and their embedded etcd members (or an external etcd
+// cluster), on loopback.
 package integration
 
 import (
@@ -12,5 +13,6 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	testenv.CleanupBinary()
+	testenv.CleanupEtcdBinary()
 	os.Exit(code)
 }
