@@ -50,14 +50,14 @@ type Agent struct {
 	binDir string    // PostgreSQL programs (db.bin or pg_config --bindir)
 	exec   *executor // the only hand on the postmaster and the virtual IP
 	// probe observes a database (postgres.Observe; a fake in flow tests).
-	probe func(ctx context.Context, connString string) (cluster.DBObservation, error)
+	probe  func(ctx context.Context, connString string) (cluster.DBObservation, error)
 	runner *hook.Runner
 	notes  *hook.Queue // notifications, delivered off the caller's path
 
 	member  *etcdmember.Member // nil with an external etcd
 	store   store
 	members membership // nil with an external etcd
-	token  string
+	token   string
 	// startRev is the etcd revision when the agent started serving.
 	startRev int64
 
@@ -80,6 +80,7 @@ type Agent struct {
 	primaryRev   int64
 	rejoinReason string // set when a newer epoch made this node's database stale
 	followed     uint64 // epoch this standby last re-pointed itself for
+	followedRead bool   // state.dir's followed-epoch file was read
 	idle         *idleState
 	observedOnce bool
 	// lastResumeTry paces auto.resume.*.period; only publish touches it.

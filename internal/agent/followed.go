@@ -20,10 +20,13 @@ func (a *Agent) followedEpoch() uint64 {
 	if a.followed != 0 {
 		return a.followed
 	}
-	if b, err := os.ReadFile(a.followedPath()); err == nil {
-		if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
-			a.followed = v
-			return v
+	if !a.followedRead { // the file is read once; later changes are ours
+		a.followedRead = true
+		if b, err := os.ReadFile(a.followedPath()); err == nil {
+			if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
+				a.followed = v
+				return v
+			}
 		}
 	}
 	if a.status.DB.WalReceiver == "streaming" && a.primary.Epoch > 0 {
