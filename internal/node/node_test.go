@@ -310,8 +310,8 @@ func detail(got, want []Action) string {
 	return fmt.Sprintf("\n got %#v\nwant %#v", got, want)
 }
 
-// TestStopFailedBoundaries is stop.failed.primary at its edges; the cases
-// seen in the field are in stopfailed_test.go.
+// TestStopFailedBoundaries is stop.failed.primary (which postmaster counts
+// as the one that failed) at its edges.
 func TestStopFailedBoundaries(t *testing.T) {
 	seen := t0
 	for _, c := range []struct {

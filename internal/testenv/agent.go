@@ -18,47 +18,59 @@ import (
 	"time"
 )
 
-// BinaryEnv names a prebuilt pgfm binary to test (make test sets it);
+// BinaryEnv names a prebuilt pgfm binary to test (make bench sets it);
 // without it the harness builds one per test process.
 const BinaryEnv = "PGFM_TEST_BINARY"
 
-var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-)
+var pgfmBinary = &builtBinary{env: BinaryEnv, name: "pgfm", pkg: "./cmd/pgfm", flags: []string{"-race"}}
 
 // Binary returns the pgfm binary under test.
-func Binary(t testing.TB) string {
-	t.Helper()
-	if p := os.Getenv(BinaryEnv); p != "" {
-		return p
-	}
-	buildOnce.Do(func() {
-		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..")
-		dir, err := os.MkdirTemp("", "pgfm-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildPath = filepath.Join(dir, "pgfm")
-		cmd := exec.Command("go", "build", "-race", "-o", buildPath, "./cmd/pgfm")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("testenv: %v", buildErr)
-	}
-	return buildPath
-}
+func Binary(t testing.TB) string { return pgfmBinary.get(t) }
 
 // CleanupBinary removes a binary Binary built; call it from TestMain.
-func CleanupBinary() {
-	if buildPath != "" {
-		os.RemoveAll(filepath.Dir(buildPath))
+func CleanupBinary() { pgfmBinary.cleanup() }
+
+// builtBinary is a program built from this module once per test process,
+// unless the environment variable env names a prebuilt one.
+type builtBinary struct {
+	env, name, pkg string
+	flags          []string
+
+	once sync.Once
+	path string
+	err  error
+}
+
+func (b *builtBinary) get(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv(b.env); p != "" {
+		return p
+	}
+	b.once.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		dir, err := os.MkdirTemp("", "pgfm-"+b.name+"-bin-")
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.path = filepath.Join(dir, b.name)
+		args := append(append([]string{"build"}, b.flags...), "-o", b.path, b.pkg)
+		cmd := exec.Command("go", args...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatalf("testenv: %v", b.err)
+	}
+	return b.path
+}
+
+func (b *builtBinary) cleanup() {
+	if b.path != "" {
+		os.RemoveAll(filepath.Dir(b.path))
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,46 +26,14 @@ import (
 // harness builds the etcd that go.mod requires, once per test process.
 const EtcdBinaryEnv = "PGFM_TEST_ETCD"
 
-var (
-	etcdBuildOnce sync.Once
-	etcdBuildPath string
-	etcdBuildErr  error
-)
+// The module's root package is etcd's main (a wrapper of etcdmain).
+var etcdBinary = &builtBinary{env: EtcdBinaryEnv, name: "etcd", pkg: "go.etcd.io/etcd/server/v3"}
 
 // EtcdBinary returns the etcd server binary external clusters run.
-func EtcdBinary(t testing.TB) string {
-	t.Helper()
-	if p := os.Getenv(EtcdBinaryEnv); p != "" {
-		return p
-	}
-	etcdBuildOnce.Do(func() {
-		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..")
-		dir, err := os.MkdirTemp("", "pgfm-etcd-bin-")
-		if err != nil {
-			etcdBuildErr = err
-			return
-		}
-		etcdBuildPath = filepath.Join(dir, "etcd")
-		// The module's root package is etcd's main (a wrapper of etcdmain).
-		cmd := exec.Command("go", "build", "-o", etcdBuildPath, "go.etcd.io/etcd/server/v3")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			etcdBuildErr = fmt.Errorf("go build etcd: %v\n%s", err, out)
-		}
-	})
-	if etcdBuildErr != nil {
-		t.Fatalf("testenv: %v", etcdBuildErr)
-	}
-	return etcdBuildPath
-}
+func EtcdBinary(t testing.TB) string { return etcdBinary.get(t) }
 
 // CleanupEtcdBinary removes a binary EtcdBinary built; call it from TestMain.
-func CleanupEtcdBinary() {
-	if etcdBuildPath != "" {
-		os.RemoveAll(filepath.Dir(etcdBuildPath))
-	}
-}
+func CleanupEtcdBinary() { etcdBinary.cleanup() }
 
 // EtcdUserPrefix is the key prefix the user of EtcdClusterOptions may
 // read and write: pgfm's keys.
