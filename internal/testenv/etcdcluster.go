@@ -421,3 +421,19 @@ func (c *EtcdCluster) cleanup() {
 		c.t.Logf("testenv: %s", c.logTails())
 	}
 }
+
+// Keys reads every key under prefix with its value, at one revision.
+func (c *EtcdCluster) Keys(t testing.TB, prefix string) map[string]string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := c.Client(t).Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		t.Fatalf("testenv: etcd keys under %s: %v", prefix, err)
+	}
+	keys := make(map[string]string, len(r.Kvs))
+	for _, kv := range r.Kvs {
+		keys[string(kv.Key)] = string(kv.Value)
+	}
+	return keys
+}

@@ -1,15 +1,12 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/pgfm/pgfm/internal/testenv"
 )
@@ -157,10 +154,6 @@ func TestExternalEtcdSharedByTwoClusters(t *testing.T) {
 	alpha.StartAll(t)
 	beta.StartAll(t)
 
-	cli := etcd.Client(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-
 	old := alpha.Primary()
 	old.PG.Kill(t)
 	waitStatus(t, alpha.Nodes[1], 60*time.Second, "alpha failed over", func(st efmStatus, code int) error {
@@ -178,9 +171,8 @@ func TestExternalEtcdSharedByTwoClusters(t *testing.T) {
 	}
 	// beta's record is beta's: only its own primary writes it (its WAL
 	// position), still epoch 1 naming beta's primary.
-	after, err := cli.Get(ctx, "/pgfm/beta/primary")
-	if err != nil || len(after.Kvs) != 1 || !strings.Contains(string(after.Kvs[0].Value), `"node":"`+beta.Primary().Host+`","epoch":1,`) {
-		t.Fatalf("beta's primary record after alpha's failover: %v %v", after, err)
+	if rec := etcd.Keys(t, "/pgfm/beta/primary")["/pgfm/beta/primary"]; !strings.Contains(rec, `"node":"`+beta.Primary().Host+`","epoch":1,`) {
+		t.Fatalf("beta's primary record after alpha's failover: %s", rec)
 	}
 	for name, c := range map[string]*testenv.AgentCluster{"alpha": alpha, "beta": beta} {
 		st, _, err := status(t, c.Nodes[1])
@@ -197,14 +189,13 @@ func TestExternalEtcdSharedByTwoClusters(t *testing.T) {
 		}
 	}
 	// Every key of either cluster is under its own prefix.
-	all, err := cli.Get(ctx, "/pgfm/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
-	if err != nil {
-		t.Fatal(err)
+	per := map[string]int{}
+	for k := range etcd.Keys(t, "/pgfm/") {
+		name, _, _ := strings.Cut(strings.TrimPrefix(k, "/pgfm/"), "/")
+		per[name]++
 	}
-	for _, kv := range all.Kvs {
-		if k := string(kv.Key); !strings.HasPrefix(k, "/pgfm/alpha/") && !strings.HasPrefix(k, "/pgfm/beta/") {
-			t.Errorf("key %s is under neither cluster's prefix", k)
-		}
+	if len(per) != 2 || per["alpha"] == 0 || per["beta"] == 0 {
+		t.Errorf("keys per cluster prefix: %v, want only alpha's and beta's", per)
 	}
 }
 
