@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/pgfm/pgfm/internal/dcs"
 )
 
 // The epoch this standby last re-pointed itself for lives in state.dir, so
@@ -12,8 +14,8 @@ import (
 func (a *Agent) followedPath() string { return filepath.Join(a.cfg.StateDir, "followed-epoch") }
 
 // followedEpoch is the last epoch followed; the first call adopts the
-// current epoch when the standby already streams (the user's own setup is
-// left alone).
+// current epoch when the standby already streams from the current primary
+// (the user's own setup is left alone).
 func (a *Agent) followedEpoch() uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -29,7 +31,12 @@ func (a *Agent) followedEpoch() uint64 {
 			}
 		}
 	}
-	if a.status.DB.WalReceiver == "streaming" && a.primary.Epoch > 0 {
+	// Only a standby that streams from the primary the record names now
+	// follows its epoch already; one still streaming from an old primary
+	// (which died without closing the connection, or still runs) must be
+	// re-pointed (node.Step decides that).
+	if a.status.DB.WalReceiver == "streaming" && a.primary.Epoch > 0 &&
+		a.status.DB.SenderHost == a.primary.Node && a.primary.Phase == dcs.PhasePromoted {
 		a.followed = a.primary.Epoch
 		_ = os.WriteFile(a.followedPath(), []byte(strconv.FormatUint(a.followed, 10)+"\n"), 0o600)
 	}

@@ -36,6 +36,9 @@ import (
 type Lease struct {
 	cli *clientv3.Client
 	id  clientv3.LeaseID
+	// mem is set instead of cli for a lease of the in-memory store, whose
+	// validity is kept on that store's clock (memory.go).
+	mem *Memory
 	ttl time.Duration
 	// probeKey is read (count only) to confirm the leader's quorum.
 	probeKey string
@@ -69,6 +72,9 @@ func (l *Lease) TTL() time.Duration { return l.ttl }
 
 // Revoke ends the lease now: everything written under it vanishes.
 func (l *Lease) Revoke(ctx context.Context) error {
+	if l.mem != nil {
+		return l.mem.revoke(ctx, l.id)
+	}
 	_, err := l.cli.Revoke(ctx, l.id)
 	return err
 }
@@ -110,12 +116,12 @@ func (l *Lease) KeepAlive(ctx context.Context) error {
 // was answered in another raft term than the read before, so this renewal
 // did not count.
 func (l *Lease) renew(ctx context.Context, timeout time.Duration) (termChanged bool, err error) {
-	sent := time.Now()
+	sent := l.now()
 	rctx, cancel := context.WithTimeout(ctx, timeout)
-	r, err := l.cli.KeepAliveOnce(rctx, l.id)
+	ttl, err := l.keepAliveOnce(rctx)
 	cancel()
 	switch {
-	case errors.Is(err, rpctypes.ErrLeaseNotFound) || (err == nil && r.TTL <= 0):
+	case errors.Is(err, ErrLeaseLost):
 		return false, ErrLeaseLost
 	case err != nil:
 		return false, nil
@@ -129,16 +135,44 @@ func (l *Lease) renew(ctx context.Context, timeout time.Duration) (termChanged b
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	accepted := acceptRenewal(l.term, term)
-	if v := sent.Add(time.Duration(r.TTL) * time.Second); accepted && v.After(l.validUntil) {
+	if v := sent.Add(ttl); accepted && v.After(l.validUntil) {
 		l.validUntil = v
 	}
 	l.term = term
 	return !accepted, nil
 }
 
+// keepAliveOnce sends one renewal and returns the TTL it was renewed for;
+// ErrLeaseLost when the lease is gone.
+func (l *Lease) keepAliveOnce(ctx context.Context) (time.Duration, error) {
+	if l.mem != nil {
+		return l.mem.keepAliveOnce(ctx, l.id)
+	}
+	r, err := l.cli.KeepAliveOnce(ctx, l.id)
+	switch {
+	case errors.Is(err, rpctypes.ErrLeaseNotFound) || (err == nil && r.TTL <= 0):
+		return 0, ErrLeaseLost
+	case err != nil:
+		return 0, err
+	}
+	return time.Duration(r.TTL) * time.Second, nil
+}
+
+// now is the time on the lease's clock: the in-memory store's, or the
+// wall clock for etcd.
+func (l *Lease) now() time.Time {
+	if l.mem != nil {
+		return l.mem.clock()
+	}
+	return time.Now()
+}
+
 // confirm makes a linearizable read, which etcd answers only after its
 // leader heard from a quorum, and returns the raft term it was answered in.
 func (l *Lease) confirm(ctx context.Context) (uint64, error) {
+	if l.mem != nil {
+		return l.mem.term(ctx)
+	}
 	r, err := l.cli.Get(ctx, l.probeKey, clientv3.WithCountOnly())
 	if err != nil {
 		return 0, err
@@ -151,15 +185,18 @@ func (l *Lease) confirm(ctx context.Context) (uint64, error) {
 func acceptRenewal(before, after uint64) bool { return before != 0 && before == after }
 
 // Valid reports whether the lease is certainly alive at t.
-func (l *Lease) Valid(t time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return t.Before(l.validUntil)
-}
+func (l *Lease) Valid(t time.Time) bool { return t.Before(l.Until()) }
 
-// Until is the time up to which the lease is certainly alive.
+// Until is the time up to which the lease is certainly alive. A lease of
+// the in-memory store is valid on that store's clock; Until maps it onto
+// the wall clock by its distance from now, so moving the store's clock
+// forward runs the lease out for callers that ask with time.Now().
 func (l *Lease) Until() time.Time {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.validUntil
+	v := l.validUntil
+	l.mu.Unlock()
+	if l.mem != nil {
+		return l.mem.onWallClock(v)
+	}
+	return v
 }
