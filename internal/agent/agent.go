@@ -17,6 +17,7 @@ import (
 
 	"github.com/pgfm/pgfm/internal/cluster"
 	"github.com/pgfm/pgfm/internal/config"
+	"github.com/pgfm/pgfm/internal/consensus"
 	"github.com/pgfm/pgfm/internal/dcs"
 	"github.com/pgfm/pgfm/internal/etcdmember"
 	"github.com/pgfm/pgfm/internal/hook"
@@ -31,10 +32,10 @@ var (
 	// ErrStopCluster: stop-cluster was requested; a clean exit.
 	ErrStopCluster = errors.New("stop-cluster requested: the agent stops, the database keeps running")
 	// ErrRemoved: disallow-node removed this node from the cluster.
-	ErrRemoved = errors.New("this node was removed from the cluster")
+	ErrRemoved = consensus.ErrRemoved
 	// ErrRefused: the cluster refused to admit this node, or the node must
 	// not start a cluster; the user has to change something first.
-	ErrRefused = errors.New("refused")
+	ErrRefused = consensus.ErrRefused
 )
 
 // Agent is one node's pgfm agent.
@@ -143,7 +144,6 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 
 	if err := a.startConsensus(ctx); err != nil {
-		a.closeConsensus()
 		if ctx.Err() != nil {
 			a.log.Info("agent stopping (signal) before it joined the cluster")
 			return nil
@@ -314,6 +314,24 @@ func (a *Agent) leave(waitForOthers, clean bool) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// startConsensus brings this node into the cluster's consensus: its
+// embedded etcd member and the store on it, or the store on an external
+// etcd (package consensus).
+func (a *Agent) startConsensus(ctx context.Context) error {
+	j, err := consensus.Start(ctx, consensus.Node{
+		Config: a.cfg, Log: a.log, Self: a.self, Bind: a.bind, PeerURL: a.peerURL, AdminURL: a.adminURL,
+		LocalDB: a.observeLocal,
+	})
+	if err != nil {
+		return err
+	}
+	a.member, a.store = j.Member, j.Store
+	if j.Member != nil {
+		a.members = j.Store // an external etcd's membership is not ours
+	}
+	return nil
 }
 
 // forgetMembership deletes the consensus data of a removed member: etcd
