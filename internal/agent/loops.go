@@ -56,10 +56,15 @@ func (a *Agent) campaign(ctx context.Context, l *dcs.Lease) {
 		}
 		return
 	}
-	a.log.Info("this agent is now the membership coordinator")
 	a.mu.Lock()
+	defer a.mu.Unlock()
+	// The session loop cancels ctx before it clears the role under a.mu: a
+	// win that lands after that must not set it again.
+	if ctx.Err() != nil {
+		return
+	}
 	a.coordinator, a.election = true, el
-	a.mu.Unlock()
+	a.log.Info("this agent is now the membership coordinator")
 }
 
 // publishLoop observes the local database (and the primary's, from
