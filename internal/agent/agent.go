@@ -31,10 +31,9 @@ import (
 var (
 	// ErrStopCluster: stop-cluster was requested; a clean exit.
 	ErrStopCluster = errors.New("stop-cluster requested: the agent stops, the database keeps running")
-	// ErrRemoved: disallow-node removed this node from the cluster.
+	// ErrRemoved and ErrRefused: see package consensus; the agent also
+	// returns them (a removal seen while running, a lock held).
 	ErrRemoved = consensus.ErrRemoved
-	// ErrRefused: the cluster refused to admit this node, or the node must
-	// not start a cluster; the user has to change something first.
 	ErrRefused = consensus.ErrRefused
 )
 
