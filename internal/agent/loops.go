@@ -49,12 +49,17 @@ func (a *Agent) sessionLoop(ctx context.Context) {
 
 // campaign waits to become the coordinator; the role lasts as long as sess.
 func (a *Agent) campaign(ctx context.Context, l *dcs.Lease) {
-	el, err := a.store.Campaign(ctx, l, a.self)
-	if err != nil {
-		if ctx.Err() == nil {
-			a.log.Warn("coordinator campaign failed; it restarts with the next lease", "err", err)
+	var el *dcs.Election
+	for {
+		var err error
+		if el, err = a.store.Campaign(ctx, l, a.self); err == nil {
+			break
 		}
-		return
+		if ctx.Err() != nil {
+			return
+		}
+		a.log.Warn("coordinator campaign failed; campaigning again", "err", err)
+		sleep(ctx, time.Second)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()

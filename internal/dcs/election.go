@@ -3,6 +3,7 @@ package dcs
 import (
 	"context"
 	"fmt"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -38,8 +39,23 @@ func (s *Store) Campaign(ctx context.Context, l *Lease, addr string) (*Election,
 		return nil, fmt.Errorf("dcs: session: %w", err)
 	}
 	el := concurrency.NewElection(sess, s.ElectionPrefix())
-	if err := el.Campaign(ctx, addr); err != nil {
-		return nil, fmt.Errorf("dcs: campaign: %w", err)
+	for {
+		err := el.Campaign(ctx, addr)
+		if err == nil {
+			return &Election{key: el.Key(), rev: el.Rev()}, nil
+		}
+		// A campaign whose wait broke (etcd lost its leader, or an auth
+		// token was refused by another member) leaves its key in place,
+		// ahead of later candidates: giving up would block the election
+		// for as long as this lease lives. Campaigning again on the same
+		// lease finds the key and keeps its place.
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("dcs: campaign: %w", err)
+		case <-time.After(campaignRetry):
+		}
 	}
-	return &Election{key: el.Key(), rev: el.Rev()}, nil
 }
+
+// campaignRetry paces campaigns whose wait broke.
+const campaignRetry = 500 * time.Millisecond
