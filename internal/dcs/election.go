@@ -32,30 +32,36 @@ type Election struct {
 func (e *Election) Guard() Guard { return Guard{key: e.key, rev: e.rev} }
 
 // Campaign waits until the agent at addr is the cluster's coordinator,
-// campaigning with l (the agent's lease), or until ctx ends.
+// campaigning with l (the agent's lease), until ctx ends, or until an
+// error persists (the caller then reports it and campaigns again).
 func (s *Store) Campaign(ctx context.Context, l *Lease, addr string) (*Election, error) {
 	sess, err := concurrency.NewSession(s.cli, concurrency.WithLease(l.id), concurrency.WithContext(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("dcs: session: %w", err)
 	}
 	el := concurrency.NewElection(sess, s.ElectionPrefix())
-	for {
-		err := el.Campaign(ctx, addr)
-		if err == nil {
+	for try := 0; try < campaignTries; try++ {
+		if err = el.Campaign(ctx, addr); err == nil {
 			return &Election{key: el.Key(), rev: el.Rev()}, nil
 		}
 		// A campaign whose wait broke (etcd lost its leader, or an auth
 		// token was refused by another member) leaves its key in place,
 		// ahead of later candidates: giving up would block the election
 		// for as long as this lease lives. Campaigning again on the same
-		// lease finds the key and keeps its place.
+		// lease finds the key and keeps its place. An error that persists
+		// is returned, for the caller to report and call again.
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("dcs: campaign: %w", err)
 		case <-time.After(campaignRetry):
 		}
 	}
+	return nil, fmt.Errorf("dcs: campaign: %w", err)
 }
 
-// campaignRetry paces campaigns whose wait broke.
-const campaignRetry = 500 * time.Millisecond
+// A campaign whose wait broke is retried campaignTries times,
+// campaignRetry apart, before its error is returned.
+const (
+	campaignTries = 10
+	campaignRetry = 500 * time.Millisecond
+)
