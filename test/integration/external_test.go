@@ -259,14 +259,19 @@ func inRecovery(n *testenv.PGNode) (bool, error) {
 func fenceTimes(t *testing.T, n *testenv.Node) (stopped, validUntil time.Time) {
 	t.Helper()
 	const msg = "the isolated primary's database is stopped"
-	stopped, ok := n.LoggedAt(msg)
-	for _, l := range strings.Split(n.Output(), "\n") {
-		if _, v, found := strings.Cut(l, "lease_valid_until="); found && strings.Contains(l, msg) {
-			validUntil, _ = time.Parse(time.RFC3339Nano, strings.Fields(v)[0])
+	// The agent logs it once pg_ctl returns, which may be after the test
+	// saw the server gone.
+	testenv.WaitFor(t, 10*time.Second, "the agent logs its fence", func() (bool, error) {
+		var ok bool
+		if stopped, ok = n.LoggedAt(msg); !ok {
+			return false, fmt.Errorf("no %q in its log", msg)
 		}
-	}
-	if !ok || validUntil.IsZero() {
-		t.Fatalf("the agent did not log %q with its lease's validity:\n%s", msg, tailOf(n.Output()))
-	}
+		for _, l := range strings.Split(n.Output(), "\n") {
+			if _, v, found := strings.Cut(l, "lease_valid_until="); found && strings.Contains(l, msg) {
+				validUntil, _ = time.Parse(time.RFC3339Nano, strings.Fields(v)[0])
+			}
+		}
+		return check(!validUntil.IsZero(), "%q logged without the lease's validity", msg)
+	})
 	return stopped, validUntil
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -267,14 +268,19 @@ func deleteNS(ns string) error {
 		if len(pids) == 0 {
 			break
 		}
+		ours := slices.Contains(pids, os.Getpid())
 		if time.Now().After(deadline) {
+			if ours { // a thread of ours was left in ns by Do
+				return fmt.Errorf("namespace %s: this test process is in it", ns)
+			}
 			return fmt.Errorf("namespace %s: processes %v outlive SIGKILL", ns, pids)
 		}
 		for _, p := range pids {
-			if p == os.Getpid() { // a thread of ours was left in ns by Do
-				return fmt.Errorf("namespace %s: this test process is in it", ns)
+			// A thread of ours may be inside Do right now (a request
+			// still in flight): wait for it to come back out.
+			if p != os.Getpid() {
+				_ = syscall.Kill(p, syscall.SIGKILL)
 			}
-			_ = syscall.Kill(p, syscall.SIGKILL)
 		}
 		time.Sleep(pollInterval)
 	}
