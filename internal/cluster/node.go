@@ -107,6 +107,20 @@ type MemberStatus struct {
 	// it holds it now.
 	VIP     string `json:"vip,omitempty"`
 	VIPHeld bool   `json:"vip_held,omitempty"`
+	// Demoted is set by an old primary that stopped cleanly for the
+	// switchover of that epoch: the new primary promotes once it has
+	// replayed up to the stopped server's last checkpoint.
+	Demoted *Demotion `json:"demoted,omitempty"`
+	// Maintenance: the agent sees the cluster in maintenance mode.
+	Maintenance bool `json:"maintenance,omitempty"`
+}
+
+// Demotion is an old primary's clean stop for a switchover.
+type Demotion struct {
+	Epoch uint64 `json:"epoch"`
+	// Checkpoint is pg_controldata's "Latest checkpoint location" of the
+	// stopped server: the shutdown checkpoint, its last WAL record.
+	Checkpoint LSN `json:"checkpoint"`
 }
 
 // RemoteProbe is one agent's observation of another node's database.

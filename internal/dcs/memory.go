@@ -573,7 +573,7 @@ func (m *Memory) Registration(ctx context.Context, addr string) (cluster.Registr
 
 // Snapshot reads the cluster's keys at one revision, as Store.Snapshot.
 func (m *Memory) Snapshot(ctx context.Context) (Snapshot, error) {
-	snap := Snapshot{Status: map[string]cluster.MemberStatus{}, CleanStops: map[string]bool{}}
+	snap := Snapshot{Status: map[string]cluster.MemberStatus{}, CleanStops: map[string]bool{}, Priorities: map[string]int{}}
 	if err := m.begin(ctx); err != nil {
 		return snap, fmt.Errorf("dcs: read cluster state: %w", err)
 	}
@@ -604,6 +604,19 @@ func (snap *Snapshot) add(key string, value []byte, mod int64) error {
 		return err
 	case strings.HasPrefix(key, "clean-stop/"):
 		snap.CleanStops[strings.TrimPrefix(key, "clean-stop/")] = true
+	case key == "maintenance":
+		var mark Maintenance
+		err := json.Unmarshal(value, &mark)
+		if err == nil {
+			snap.Maintenance = &mark
+		}
+		return err
+	case strings.HasPrefix(key, "priority/"):
+		p, err := parsePriority(value)
+		if err == nil {
+			snap.Priorities[strings.TrimPrefix(key, "priority/")] = p
+		}
+		return err
 	case strings.HasPrefix(key, "allowed/"):
 		var a Allowed
 		err := json.Unmarshal(value, &a)

@@ -34,6 +34,13 @@ type Primary struct {
 	Since    time.Time   `json:"since"`
 	Detail   string      `json:"detail,omitempty"` // why a phase failed
 	LastLSN  cluster.LSN `json:"last_lsn"`         // the primary's last published position
+	// Switchover: a planned role swap. The old primary stops cleanly and
+	// reports its last WAL position, the new one promotes only once it has
+	// replayed it, and the old one then starts as its standby.
+	Switchover bool `json:"switchover,omitempty"`
+	// NoScripts: the operator asked for no fence and post-promotion
+	// scripts (promote -noscripts).
+	NoScripts bool `json:"no_scripts,omitempty"`
 }
 
 func (s *Store) keyPrimary() string { return s.prefix + "primary" }

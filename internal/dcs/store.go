@@ -197,6 +197,11 @@ type Snapshot struct {
 	Primary       Primary
 	PrimaryRev    int64 // 0: no primary record
 	CleanStops    map[string]bool
+	// Maintenance is set while maintenance mode is on.
+	Maintenance *Maintenance
+	// Priorities are the failover priorities set with set-priority, by
+	// node address: 1 first, 0 never promoted.
+	Priorities map[string]int
 	// Problems lists records that could not be decoded; they are skipped,
 	// never fatal, so one bad value cannot blind the cluster.
 	Problems []string
@@ -204,46 +209,14 @@ type Snapshot struct {
 
 // Snapshot reads the cluster's keys in one request.
 func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
-	snap := Snapshot{Status: map[string]cluster.MemberStatus{}, CleanStops: map[string]bool{}}
+	snap := Snapshot{Status: map[string]cluster.MemberStatus{}, CleanStops: map[string]bool{}, Priorities: map[string]int{}}
 	r, err := s.cli.Get(ctx, s.prefix, clientv3.WithPrefix())
 	if err != nil {
 		return snap, fmt.Errorf("dcs: read cluster state: %w", err)
 	}
 	snap.Revision = r.Header.Revision
 	for _, kv := range r.Kvs {
-		key := strings.TrimPrefix(string(kv.Key), s.prefix)
-		var err error
-		switch {
-		case key == "config":
-			err = json.Unmarshal(kv.Value, &snap.Info)
-		case key == "primary":
-			if err = json.Unmarshal(kv.Value, &snap.Primary); err == nil {
-				snap.PrimaryRev = kv.ModRevision
-			}
-		case strings.HasPrefix(key, "clean-stop/"):
-			snap.CleanStops[strings.TrimPrefix(key, "clean-stop/")] = true
-		case strings.HasPrefix(key, "allowed/"):
-			var a Allowed
-			if err = json.Unmarshal(kv.Value, &a); err == nil {
-				snap.Allowed = append(snap.Allowed, a)
-			}
-		case strings.HasPrefix(key, "nodes/"):
-			var reg cluster.Registration
-			if err = json.Unmarshal(kv.Value, &reg); err == nil {
-				snap.Registrations = append(snap.Registrations, reg)
-			}
-		case strings.HasPrefix(key, "status/"):
-			var st cluster.MemberStatus
-			addr := strings.TrimPrefix(key, "status/")
-			if err = json.Unmarshal(kv.Value, &st); err == nil {
-				if st.Address != addr {
-					err = fmt.Errorf("status names address %q", st.Address)
-				} else {
-					snap.Status[addr] = st
-				}
-			}
-		}
-		if err != nil {
+		if err := snap.add(strings.TrimPrefix(string(kv.Key), s.prefix), kv.Value, kv.ModRevision); err != nil {
 			snap.Problems = append(snap.Problems, fmt.Sprintf("key %s: %v", kv.Key, err))
 		}
 	}

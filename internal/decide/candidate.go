@@ -13,7 +13,10 @@ import (
 type Candidate struct {
 	Node     string
 	LSN      cluster.LSN // WAL received (or replayed), as its agent last published
-	Priority int         // index in Settings.Priority; -1 when not listed
+	// Priority ranks the candidate in the priority order: set-priority
+	// values first (1 before 2), then priority.standbys' order; -1 when
+	// neither lists it.
+	Priority int
 	Reject   string      // why it cannot be promoted; "" when it can
 }
 
@@ -27,7 +30,7 @@ func Candidates(v View) []Candidate {
 		if addr == v.Primary.Node || mv.Witness || (mv.Status != nil && mv.Status.Type == cluster.Witness) {
 			continue
 		}
-		c := Candidate{Node: addr, Priority: slices.Index(v.Settings.Priority, addr)}
+		c := Candidate{Node: addr, Priority: rank(v.Settings, addr)}
 		if mv.Status != nil {
 			c.LSN = mv.Status.DB.LSN()
 		}
@@ -72,7 +75,9 @@ func rejectCandidate(v View, st *cluster.MemberStatus, lsn cluster.LSN, head str
 	lag := v.Settings.MaxFailoverLag
 	last := v.Primary.LastLSN
 	switch {
-	case !st.Promotable:
+	case v.Settings.NodePriority[st.Address] == 0 && hasNodePriority(v.Settings, st.Address):
+		return "set-priority 0: never promoted"
+	case !st.Promotable && v.Settings.NodePriority[st.Address] <= 0:
 		return "promotable=false"
 	case behind(headLSN, lsn) > lag:
 		return fmt.Sprintf("%d bytes behind the most advanced standby %s (%s), over max.failover.lag %d", behind(headLSN, lsn), head, headLSN, lag)
@@ -82,6 +87,27 @@ func rejectCandidate(v View, st *cluster.MemberStatus, lsn cluster.LSN, head str
 		return fmt.Sprintf("%d bytes behind the primary's last position %s, over max.failover.lag %d", behind(last, lsn), last, lag)
 	}
 	return ""
+}
+
+// listedLast offsets priority.standbys' ranks after every set-priority
+// value.
+const listedLast = 1 << 30
+
+// rank is addr's place in the priority order: set-priority values first,
+// then priority.standbys' order; -1 when neither lists it.
+func rank(s Settings, addr string) int {
+	if p, ok := s.NodePriority[addr]; ok && p > 0 {
+		return min(p-1, listedLast-1)
+	}
+	if i := slices.Index(s.Priority, addr); i >= 0 {
+		return listedLast + i
+	}
+	return -1
+}
+
+func hasNodePriority(s Settings, addr string) bool {
+	_, ok := s.NodePriority[addr]
+	return ok
 }
 
 // mostAdvanced is the follower with the most WAL, promotable or not.

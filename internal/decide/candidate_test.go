@@ -70,6 +70,16 @@ func TestCandidates(t *testing.T) {
 			[]string{s1 + " ✗ last position is unknown", s2 + " ✗ last position is unknown"}},
 		{"max.failover.lag 0: only the most advanced", []edit{received(s1, lsn0+1), func(v *View, _ time.Time) { v.Primary.LastLSN = lsn0 + 1 }, settings(func(s *Settings) { s.MaxFailoverLag = 0 })},
 			[]string{s1, s2 + " ✗ 1 bytes behind"}},
+		{"set-priority orders a tie before priority.standbys", []edit{addStandby(s3, lsn0), settings(func(s *Settings) {
+			s.Priority = []string{s1}
+			s.NodePriority = map[string]int{s3: 2, s2: 1}
+		})}, []string{s2, s3, s1}},
+		{"set-priority does not beat more WAL", []edit{received(s1, lsn0+1), settings(func(s *Settings) { s.NodePriority = map[string]int{s2: 1} })},
+			[]string{s1, s2}},
+		{"set-priority 0: never promoted", []edit{settings(func(s *Settings) { s.NodePriority = map[string]int{s1: 0} })},
+			[]string{s2, s1 + " ✗ set-priority 0"}},
+		{"set-priority above 0 overrides promotable=false", []edit{standbyEdit(s2, func(st *cluster.MemberStatus) { st.Promotable = false }),
+			settings(func(s *Settings) { s.NodePriority = map[string]int{s2: 3} })}, []string{s2, s1}},
 		{"witnesses are not listed", []edit{func(v *View, _ time.Time) { v.Members["10.0.0.9"] = MemberView{Witness: true} }},
 			[]string{s1, s2}},
 	} {

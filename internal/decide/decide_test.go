@@ -150,8 +150,8 @@ var scenarios = []scenario{
 		then(at(0, note(Severe, SubjectNoStandbys, p)).because("would leave 1 standbys, minimum.standbys is 2")),
 	sc("rule9 minimum.standbys kept: failover", nodeFailed(p), settings(func(s *Settings) { s.MinimumStandbys = 1 })).
 		then(at(0, fo(p, s1, 8))),
-	sc("rule10 paused: empty plan even with the primary node gone", nodeFailed(p), settings(func(s *Settings) { s.Paused = true })).
-		then(at(0).because("paused")),
+	sc("rule10 maintenance mode: empty plan even with the primary node gone", nodeFailed(p), settings(func(s *Settings) { s.Paused = true })).
+		then(at(0).because("maintenance mode")),
 	sc("rule10 pause restarts the failure timer").then(
 		at(0).with(dbFailed(p)),
 		at(3*sec).with(dbFailed(p), settings(func(s *Settings) { s.Paused = true })),

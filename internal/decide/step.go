@@ -11,7 +11,7 @@ func Step(v View, m Memory, now time.Time) (Plan, Memory) {
 	next := m.clone()
 	if v.Settings.Paused {
 		next.PrimaryDBFailingSince = time.Time{}
-		return Plan{Reason: "cluster paused: no decision"}, next
+		return Plan{Reason: "maintenance mode: no automatic failover"}, next
 	}
 	if live, need := liveVoters(v); live < need && !v.Settings.ExternalDCS {
 		return Plan{Reason: fmt.Sprintf("no majority: %d live of %d voting members, %d needed: no failover", live, votersOf(v), need)}, next

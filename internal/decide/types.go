@@ -24,7 +24,10 @@ type Settings struct {
 	NodeTimeout              time.Duration // node.timeout: older remote probes are ignored (0: no age limit)
 	LocalTimeoutFinal        time.Duration // local.timeout.final: how long a primary database must stay failed
 	Priority                 []string      // priority.standbys, most preferred first
-	Paused                   bool          // the cluster is paused: decide nothing
+	// NodePriority is set-priority's value by node: 1 first, 0 never
+	// promoted, and any value above 0 overrides promotable=false.
+	NodePriority map[string]int
+	Paused                   bool          // maintenance mode: no automatic failover
 	// ExternalDCS: etcd is run by someone else, and its members are not
 	// the agents, so the majority that counts is etcd's (the coordinator
 	// holds a lease, so it has it); the agents' own count is not checked.
@@ -61,6 +64,7 @@ type PrimaryRecord struct {
 	Epoch    uint64      // epoch that named it
 	Timeline uint32      // its timeline
 	LastLSN  cluster.LSN // the last WAL position it published
+	Phase    cluster.Phase
 }
 
 // MemberView is one member as the coordinator sees it.
@@ -123,6 +127,8 @@ type Failover struct {
 	From, To string
 	NewEpoch uint64
 	Reason   string
+	// Switchover: a planned, zero-loss swap (see Manual).
+	Switchover bool
 }
 
 // Severity is EFM's notification level.
@@ -165,6 +171,9 @@ func (Failover) action() {}
 func (Notify) action()   {}
 
 func (f Failover) String() string {
+	if f.Switchover {
+		return fmt.Sprintf("switchover %s -> %s epoch %d", f.From, f.To, f.NewEpoch)
+	}
 	return fmt.Sprintf("failover %s -> %s epoch %d", f.From, f.To, f.NewEpoch)
 }
 

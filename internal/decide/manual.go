@@ -1,0 +1,140 @@
+package decide
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/pgfm/pgfm/internal/cluster"
+)
+
+// Request is an operator's `pgfm promote`.
+type Request struct {
+	// Switchover: a planned swap with no loss; without it, a manual
+	// failover that ignores auto.failover.
+	Switchover bool
+	// Target names the standby to promote; "" picks one: the first of the
+	// priority order for a switchover, the best candidate otherwise.
+	Target string
+}
+
+// Manual decides an operator's promote: the Failover to commit, or an
+// error that says why not and what to do. A manual failover takes the same
+// candidate rules as an automatic one; a switchover needs a healthy
+// primary and a target streaming from it within max.failover.lag.
+func Manual(v View, r Request) (Failover, error) {
+	p := v.Primary.Node
+	switch {
+	case p == "":
+		return Failover{}, fmt.Errorf("the cluster has no primary record yet: wait for the first agent to name its primary")
+	case v.Primary.Phase != cluster.PhasePromoted:
+		return Failover{}, fmt.Errorf("another operation is under way: %s is %s (epoch %d); wait for it to end", p, v.Primary.Phase, v.Primary.Epoch)
+	case r.Target == p:
+		return Failover{}, fmt.Errorf("%s is the primary already", p)
+	}
+	if r.Target != "" {
+		mv, ok := v.Members[r.Target]
+		if !ok {
+			return Failover{}, fmt.Errorf("%s is no member of the cluster; members: %s", r.Target, strings.Join(sortedAddrs(v.Members), " "))
+		}
+		if mv.Witness {
+			return Failover{}, fmt.Errorf("%s is a witness: it has no database to promote", r.Target)
+		}
+	}
+	if live, need := liveVoters(v); live < need && !v.Settings.ExternalDCS {
+		return Failover{}, fmt.Errorf("no majority: %d live of %d voting members, %d needed", live, votersOf(v), need)
+	}
+	if r.Switchover {
+		return switchover(v, r.Target)
+	}
+	cands := Candidates(v)
+	best, err := pick(cands, r.Target)
+	if err != nil {
+		return Failover{}, err
+	}
+	if left := standbysLeft(v, best.Node); left < v.Settings.MinimumStandbys {
+		return Failover{}, fmt.Errorf("promoting %s would leave %d standbys, minimum.standbys is %d", best.Node, left, v.Settings.MinimumStandbys)
+	}
+	why := fmt.Sprintf("manual promotion of %s (%s)", best.Node, best.LSN)
+	return Failover{From: p, To: best.Node, NewEpoch: v.Epoch + 1, Reason: why}, nil
+}
+
+// pick is the named candidate, or the best one.
+func pick(cands []Candidate, target string) (Candidate, error) {
+	for _, c := range cands {
+		if target != "" && c.Node != target {
+			continue
+		}
+		if c.Reject != "" && target != "" {
+			return c, fmt.Errorf("%s cannot be promoted: %s", c.Node, c.Reject)
+		}
+		if c.Reject != "" {
+			break
+		}
+		return c, nil
+	}
+	return Candidate{}, fmt.Errorf("no standby can be promoted: %s", rejections(cands))
+}
+
+// switchover checks the primary is healthy and chooses the target: the
+// named one, or the first of the priority order among the standbys that
+// can take over without loss.
+func switchover(v View, target string) (Failover, error) {
+	p := v.Primary.Node
+	ps := v.Members[p].Status
+	switch {
+	case ps == nil:
+		return Failover{}, fmt.Errorf("the primary's agent on %s is down: a switchover needs a running primary; use promote without -switchover for a failover", p)
+	case ps.Type != cluster.Primary || !ps.DB.Up || ps.DB.InRecovery:
+		return Failover{}, fmt.Errorf("the primary %s is not a running primary (agent %s, database up %t, in recovery %t): a switchover needs one; use promote without -switchover for a failover", p, ps.Type, ps.DB.Up, ps.DB.InRecovery)
+	}
+	var ready []Candidate
+	var refused []string
+	for _, c := range Candidates(v) {
+		if why := notInSync(v, c, ps.DB.CurrentLSN); why != "" {
+			if c.Node == target {
+				return Failover{}, fmt.Errorf("%s cannot take over without loss: %s", c.Node, why)
+			}
+			refused = append(refused, c.Node+": "+why)
+			continue
+		}
+		ready = append(ready, c)
+	}
+	if len(ready) == 0 {
+		if len(refused) == 0 {
+			refused = []string{"no standby in the cluster"}
+		}
+		return Failover{}, fmt.Errorf("no standby can take over without loss: %s", strings.Join(refused, "; "))
+	}
+	// The priority order decides, not the WAL held: every one of them
+	// replays up to the old primary's last record before it is promoted.
+	slices.SortStableFunc(ready, func(a, b Candidate) int {
+		if a.Priority != b.Priority && (a.Priority < 0 || b.Priority < 0) {
+			return boolFirst(a.Priority >= 0)
+		}
+		return a.Priority - b.Priority
+	})
+	to := ready[0]
+	if target != "" {
+		i := slices.IndexFunc(ready, func(c Candidate) bool { return c.Node == target })
+		to = ready[i]
+	}
+	why := fmt.Sprintf("switchover from %s to %s", p, to.Node)
+	return Failover{From: p, To: to.Node, NewEpoch: v.Epoch + 1, Reason: why, Switchover: true}, nil
+}
+
+// notInSync says why candidate c cannot take over from a running primary
+// at position cur without loss; "" when it can.
+func notInSync(v View, c Candidate, cur cluster.LSN) string {
+	if c.Reject != "" {
+		return c.Reject
+	}
+	st := v.Members[c.Node].Status
+	if st.DB.WalReceiver != "streaming" || st.DB.SenderHost != v.Primary.Node {
+		return fmt.Sprintf("not streaming from %s", v.Primary.Node)
+	}
+	if lag := behind(cur, c.LSN); lag > v.Settings.MaxFailoverLag {
+		return fmt.Sprintf("%d bytes behind the primary, over max.failover.lag %d", lag, v.Settings.MaxFailoverLag)
+	}
+	return ""
+}

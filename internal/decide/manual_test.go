@@ -1,0 +1,72 @@
+package decide
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgfm/pgfm/internal/cluster"
+)
+
+// TestManual checks `pgfm promote` and `pgfm promote -switchover` row by
+// row: want is "from -> to" (with " switchover" for a switchover), or
+// "✗ " and a substring of the refusal.
+func TestManual(t *testing.T) {
+	promoted := func(v *View) { v.Primary.Phase = cluster.PhasePromoted }
+	for _, tc := range []struct {
+		name  string
+		req   Request
+		edits []edit
+		want  string
+	}{
+		{"manual failover picks the most WAL", Request{}, []edit{received(s2, lsn0+1)}, p + " -> " + s2},
+		{"manual failover ignores auto.failover", Request{}, []edit{settings(func(s *Settings) { s.AutoFailover = false })}, p + " -> " + s1},
+		{"manual failover with a dead primary", Request{}, []edit{nodeFailed(p)}, p + " -> " + s1},
+		{"manual failover to a named standby", Request{Target: s2}, nil, p + " -> " + s2},
+		{"named standby that cannot be promoted", Request{Target: s2}, []edit{localDBDown(s2)}, "✗ 10.0.0.3 cannot be promoted: database down"},
+		{"named node is no member", Request{Target: "10.0.0.99"}, nil, "✗ 10.0.0.99 is no member"},
+		{"named node is a witness", Request{Target: w}, nil, "✗ is a witness"},
+		{"named node is the primary", Request{Target: p}, nil, "✗ is the primary already"},
+		{"manual failover keeps minimum.standbys", Request{}, []edit{settings(func(s *Settings) { s.MinimumStandbys = 2 })}, "✗ minimum.standbys is 2"},
+		{"no standby can be promoted", Request{}, []edit{localDBDown(s1), localDBDown(s2)}, "✗ no standby can be promoted"},
+		{"switchover: first of the priority order, not the most WAL", Request{Switchover: true},
+			[]edit{received(s1, lsn0+1), settings(func(s *Settings) { s.NodePriority = map[string]int{s2: 1} })}, p + " -> " + s2 + " switchover"},
+		{"switchover without priorities: the best candidate", Request{Switchover: true}, []edit{received(s2, lsn0+1)}, p + " -> " + s2 + " switchover"},
+		{"switchover to a named standby", Request{Switchover: true, Target: s2}, nil, p + " -> " + s2 + " switchover"},
+		{"switchover skips a standby not streaming", Request{Switchover: true}, []edit{standbyEdit(s1, func(st *cluster.MemberStatus) { st.DB.WalReceiver = "" })}, p + " -> " + s2 + " switchover"},
+		{"switchover to a named standby not streaming", Request{Switchover: true, Target: s1}, []edit{standbyEdit(s1, func(st *cluster.MemberStatus) { st.DB.WalReceiver = "" })}, "✗ 10.0.0.2 cannot take over without loss: not streaming from 10.0.0.1"},
+		{"switchover: standby lagging over max.failover.lag", Request{Switchover: true}, []edit{standbyEdit(p, func(st *cluster.MemberStatus) { st.DB.CurrentLSN = lsn0 + 17*mib })}, "✗ no standby can take over without loss"},
+		{"switchover with the primary's agent down", Request{Switchover: true}, []edit{agentDown(p)}, "✗ the primary's agent on 10.0.0.1 is down"},
+		{"switchover with the primary's database down", Request{Switchover: true}, []edit{localDBDown(p)}, "✗ is not a running primary"},
+		{"refused while a failover is under way", Request{}, []edit{func(v *View, _ time.Time) { v.Primary.Phase = cluster.PhasePromoting }}, "✗ another operation is under way"},
+		{"refused without a majority", Request{}, []edit{agentDown(s1), agentDown(s2), agentDown(w)}, "✗ no majority"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := healthy(t0)
+			promoted(&v)
+			for _, e := range tc.edits {
+				e(&v, t0)
+			}
+			f, err := Manual(v, tc.req)
+			got := f.From + " -> " + f.To
+			if f.Switchover {
+				got += " switchover"
+			}
+			if err != nil {
+				got = "✗ " + err.Error()
+			}
+			if want, refused := strings.CutPrefix(tc.want, "✗ "); refused {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("got %q, want a refusal containing %q", got, want)
+				}
+				return
+			}
+			if got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+			if f.NewEpoch != v.Epoch+1 {
+				t.Fatalf("new epoch %d, want %d", f.NewEpoch, v.Epoch+1)
+			}
+		})
+	}
+}
