@@ -11,13 +11,13 @@ import (
 
 // Candidate is one standby considered for promotion.
 type Candidate struct {
-	Node     string
-	LSN      cluster.LSN // WAL received (or replayed), as its agent last published
+	Node string
+	LSN  cluster.LSN // WAL received (or replayed), as its agent last published
 	// Priority ranks the candidate in the priority order: set-priority
 	// values first (1 before 2), then priority.standbys' order; -1 when
 	// neither lists it.
 	Priority int
-	Reject   string      // why it cannot be promoted; "" when it can
+	Reject   string // why it cannot be promoted; "" when it can
 }
 
 // Candidates lists every standby of v with its verdict: the promotable ones

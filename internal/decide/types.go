@@ -27,7 +27,7 @@ type Settings struct {
 	// NodePriority is set-priority's value by node: 1 first, 0 never
 	// promoted, and any value above 0 overrides promotable=false.
 	NodePriority map[string]int
-	Paused                   bool          // maintenance mode: no automatic failover
+	Paused       bool // maintenance mode: no automatic failover
 	// ExternalDCS: etcd is run by someone else, and its members are not
 	// the agents, so the majority that counts is etcd's (the coordinator
 	// holds a lease, so it has it); the agents' own count is not checked.

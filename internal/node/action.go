@@ -57,6 +57,22 @@ type StopFailedPrimary struct{ Epoch uint64 }
 // standby.signal so that nothing starts it writable.
 type KeepDown struct{}
 
+// Demote: a switchover replaces this primary: release the virtual IP,
+// leave standby.signal pointing at the new primary, stop the database
+// cleanly (its WAL senders pass every record on first) and report the
+// last checkpoint, which the new primary replays before it promotes.
+type Demote struct {
+	Epoch   uint64
+	Primary string
+}
+
+// StartAsStandby: the switchover that demoted this node completed: start
+// the database, a standby of the new primary.
+type StartAsStandby struct {
+	Epoch   uint64
+	Primary string
+}
+
 // RestartLocally: the primary's postmaster is gone: start it again once,
 // within primary.restart.timeout, before the cluster fails over.
 type RestartLocally struct{}
@@ -75,6 +91,12 @@ func (TakeVIP) String() string           { return "take the virtual IP" }
 func (a ReleaseVIP) String() string      { return "release the virtual IP: " + a.Why }
 func (a StopFailedPrimary) String() string {
 	return fmt.Sprintf("stop the failed primary (epoch %d)", a.Epoch)
+}
+func (a Demote) String() string {
+	return fmt.Sprintf("demote for the switchover to %s (epoch %d)", a.Primary, a.Epoch)
+}
+func (a StartAsStandby) String() string {
+	return fmt.Sprintf("start as a standby of %s (epoch %d)", a.Primary, a.Epoch)
 }
 func (KeepDown) String() string       { return "keep the database down" }
 func (RestartLocally) String() string { return "restart locally" }

@@ -16,6 +16,8 @@ type Record struct {
 	Previous string // the primary it replaced
 	Epoch    uint64
 	Phase    cluster.Phase
+	// Switchover: the record names Node in a planned swap with Previous.
+	Switchover bool
 }
 
 // Local is what the node knows of itself.
@@ -43,6 +45,9 @@ type Local struct {
 	RestartTried bool
 	// VIPHeld: this node holds the virtual IP now.
 	VIPHeld bool
+	// DemotedEpoch is the last switchover epoch for which this node, the
+	// old primary, stopped its database cleanly as a standby-to-be.
+	DemotedEpoch uint64
 }
 
 // Lease is the state of the agent's etcd lease.
@@ -69,6 +74,9 @@ type Settings struct {
 	LocalRestart      bool          // primary.restart.timeout > 0
 	FenceMargin       time.Duration // config.FenceMargin(node.timeout)
 	VIP               bool          // virtual.ip is set
+	// Maintenance: the cluster is in maintenance mode, so the agent does
+	// not restart its primary's database either.
+	Maintenance bool
 }
 
 // Input is everything Step decides from.
@@ -108,7 +116,7 @@ func Step(in Input, now time.Time) []Action {
 	case named && rec.Phase == cluster.PhasePromoting:
 		acts = append(acts, Promote{Epoch: rec.Epoch, Replacing: rec.Previous})
 	case named && rec.Phase == cluster.PhasePromoted:
-		if loc.PostmasterGone && s.LocalRestart && !loc.RestartTried {
+		if loc.PostmasterGone && s.LocalRestart && !loc.RestartTried && !s.Maintenance {
 			acts = append(acts, RestartLocally{})
 		}
 		// Only a primary that will not fence itself any moment holds the
@@ -118,6 +126,16 @@ func Step(in Input, now time.Time) []Action {
 		}
 	case named:
 		// fence-failed or promote-failed: the cluster waits for an operator.
+	case rec.Switchover && rec.Previous == in.Self && rec.Phase == cluster.PhasePromoting && writable:
+		// A planned swap: stop cleanly, so every acknowledged write
+		// reaches the new primary, and come back as its standby.
+		acts = append(acts, Demote{Epoch: rec.Epoch, Primary: rec.Node})
+	case rec.Switchover && rec.Previous == in.Self && loc.DemotedEpoch == rec.Epoch && !db.Up && !loc.Fenced:
+		if rec.Phase == cluster.PhasePromoted {
+			acts = append(acts, StartAsStandby{Epoch: rec.Epoch, Primary: rec.Node})
+		} else {
+			acts = append(acts, KeepDown{})
+		}
 	case writable:
 		acts = append(acts, FenceStale{Why: "is writable but the cluster's primary is " + rec.Node, Epoch: rec.Epoch, Primary: rec.Node})
 	case !db.Up:

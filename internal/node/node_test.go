@@ -89,6 +89,17 @@ func vipNotHeld(in *Input)        { in.Settings.VIP, in.Local.VIPHeld = true, fa
 func noLocalRestart(in *Input)    { in.Settings.LocalRestart = false }
 func noAutoReconfigure(in *Input) { in.Settings.AutoReconfigure = false }
 func noStopFailed(in *Input)      { in.Settings.StopFailedPrimary = false }
+func maintenance(in *Input)       { in.Settings.Maintenance = true }
+func demoted(e uint64) edit       { return func(in *Input) { in.Local.DemotedEpoch = e } }
+
+// switchedOver: this node was the primary; a switchover named p at epoch 8
+// and p promoted.
+func switchedOver(es ...edit) Input {
+	return apply(primary(func(in *Input) {
+		in.Record = Record{Node: p, Previous: self, Epoch: 8, Phase: cluster.PhasePromoted, Switchover: true}
+		in.Local.FollowedEpoch = 7
+	}), es)
+}
 
 // writable: the database is up and out of recovery.
 func writable(in *Input) { in.Local.DB = cluster.DBObservation{Up: true, Timeline: 2} }
@@ -288,6 +299,30 @@ var scenes = []scene{
 	{"first record (bootstrap, epoch 1): a standby already streaming records it as followed",
 		standby(func(in *Input) { in.Record = Record{Node: p, Epoch: 1, Phase: cluster.PhasePromoted} }, followed(0)),
 		acts(Followed{Epoch: 1})},
+
+	// Maintenance mode.
+	{"maintenance: primary's postmaster gone is not restarted", primary(postmasterGone, maintenance), nil},
+	{"maintenance: an isolated primary still fences itself", primary(maintenance, leaseFor(0)), acts(isolated(0))},
+
+	// A switchover replaces this node (old primary) with p.
+	{"switchover named p: the writable old primary demotes, not fences",
+		switchedOver(writable, phase(cluster.PhasePromoting)), acts(Demote{Epoch: 8, Primary: p})},
+	{"switchover named p: demote releases the VIP first",
+		switchedOver(writable, vipHeld, phase(cluster.PhasePromoting)), acts(releaseVIP, Demote{Epoch: 8, Primary: p})},
+	{"switchover promoted while still writable: a stale primary, fenced",
+		switchedOver(writable), acts(fenceStale)},
+	{"demoted, new primary still promoting: kept down",
+		switchedOver(dbDown, demoted(8), phase(cluster.PhasePromoting)), acts(KeepDown{})},
+	{"demoted, the new primary promoted: start as its standby",
+		switchedOver(dbDown, demoted(8)), acts(StartAsStandby{Epoch: 8, Primary: p})},
+	{"demoted for an older epoch: not started, kept down",
+		switchedOver(dbDown, demoted(7)), acts(KeepDown{})},
+	{"demoted but fenced since: not started",
+		switchedOver(dbDown, demoted(8), fenced), acts(KeepDown{})},
+	{"a failover (no switchover) that replaced this node: never started",
+		switchedOver(dbDown, demoted(8), func(in *Input) { in.Record.Switchover = false }), acts(KeepDown{})},
+	{"started as a standby of the new primary: followed",
+		switchedOver(demoted(8), func(in *Input) { in.Local.DB = streamingFrom(p) }), acts(Followed{Epoch: 8})},
 }
 
 func TestStep(t *testing.T) {
