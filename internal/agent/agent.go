@@ -90,6 +90,9 @@ type Agent struct {
 	restartingUntil time.Time
 	restartTried    bool   // one local restart per crash
 	failedStopEpoch uint64 // last epoch whose failed primary (this node) was stopped (stop.failed.primary)
+	// demoted: this node, the old primary of a switchover, stopped for it.
+	demoted  *cluster.Demotion
+	demoting uint64 // the switchover epoch for which it is stopping or stopped
 
 	joinMu sync.Mutex // admissions through this member, one at a time
 }

@@ -108,6 +108,7 @@ func (a *Agent) view(snap dcs.Snapshot, voters int) decide.View {
 		MaxFailoverLag: a.cfg.MaxFailoverLag, PrimaryShutdownAsFailure: a.cfg.PrimaryShutdownAsFailure,
 		NodeTimeout: a.cfg.NodeTimeout, LocalTimeoutFinal: a.cfg.LocalTimeoutFinal,
 		ExternalDCS: a.cfg.DCS.External(),
+		Paused:      snap.Maintenance != nil, NodePriority: snap.Priorities,
 	}
 	if p, ok := snap.Status[snap.Primary.Node]; ok {
 		s.Priority = p.Priority
@@ -119,7 +120,7 @@ func (a *Agent) view(snap dcs.Snapshot, voters int) decide.View {
 	}
 	v := decide.View{
 		Settings: s, Epoch: snap.Primary.Epoch, Voters: voters,
-		Primary: decide.PrimaryRecord{Node: snap.Primary.Node, Epoch: snap.Primary.Epoch, Timeline: snap.Primary.Timeline, LastLSN: snap.Primary.LastLSN},
+		Primary: decide.PrimaryRecord{Node: snap.Primary.Node, Epoch: snap.Primary.Epoch, Timeline: snap.Primary.Timeline, LastLSN: snap.Primary.LastLSN, Phase: snap.Primary.Phase},
 		Members: map[string]decide.MemberView{},
 	}
 	for _, reg := range snap.Registrations {

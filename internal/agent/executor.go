@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pgfm/pgfm/internal/postgres"
 	"github.com/pgfm/pgfm/internal/vip"
 )
 
@@ -21,6 +22,7 @@ type database interface {
 	Follow(ctx context.Context, connString, primaryHost string, primaryPort int, user, appName string) (restart bool, err error)
 	EnsureStandbySignal() error
 	PostmasterStarted() (started time.Time, running bool)
+	ControlData(ctx context.Context) (postgres.ControlData, error)
 }
 
 // address is the virtual IP's control (package vip).
@@ -110,6 +112,33 @@ func (e *executor) follow(ctx context.Context, connString, host string, port int
 		err = e.db.Restart(ctx, restartTimeout)
 	}
 	return err
+}
+
+// demote makes the running primary a standby-to-be of host (standby.signal
+// and primary_conninfo) and stops it cleanly ("fast": its WAL senders
+// pass on every record first), returning pg_controldata's view of the
+// stopped server.
+func (e *executor) demote(ctx context.Context, connString, host string, port int, user, app string, timeout time.Duration) (postgres.ControlData, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, err := e.db.Follow(ctx, connString, host, port, user, app); err != nil {
+		return postgres.ControlData{}, err
+	}
+	if err := e.db.Stop(ctx, "fast", timeout); err != nil {
+		return postgres.ControlData{}, err
+	}
+	return e.db.ControlData(ctx)
+}
+
+// startStandby starts the database as a standby. It needs no lease: with
+// standby.signal in place it cannot take writes.
+func (e *executor) startStandby(ctx context.Context, timeout time.Duration) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.db.EnsureStandbySignal(); err != nil {
+		return err
+	}
+	return e.db.Start(ctx, timeout)
 }
 
 // postmasterStarted reads postmaster.pid (no lock: it only reads a file).

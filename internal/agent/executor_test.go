@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/pgfm/pgfm/internal/postgres"
 )
 
 // fakeDB records the operations that reach the database.
@@ -36,6 +38,10 @@ func (f *fakeDB) EnsureStandbySignal() error {
 	return nil
 }
 func (f *fakeDB) PostmasterStarted() (time.Time, bool) { return time.Time{}, false }
+func (f *fakeDB) ControlData(context.Context) (postgres.ControlData, error) {
+	f.calls = append(f.calls, "controldata")
+	return postgres.ControlData{State: "shut down", Checkpoint: 0x3000060}, nil
+}
 
 // fakeVIP is an address that is held or not.
 type fakeVIP struct {

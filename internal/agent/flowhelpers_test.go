@@ -18,6 +18,7 @@ import (
 	"github.com/pgfm/pgfm/internal/dcs"
 	"github.com/pgfm/pgfm/internal/decide"
 	"github.com/pgfm/pgfm/internal/hook"
+	"github.com/pgfm/pgfm/internal/postgres"
 )
 
 // The flow tests run several agents on one dcs.Memory, each with a fake
@@ -63,6 +64,9 @@ type fakePG struct {
 	running bool // a postmaster runs (postmaster.pid)
 	started time.Time
 	calls   []string
+	// control is pg_controldata's view: a fast stop of a primary leaves
+	// "shut down" at its last position, any other stop "in production".
+	control postgres.ControlData
 }
 
 // flowHistory is every database operation of the cluster, in order.
@@ -131,8 +135,19 @@ func (f *fakePG) Stop(_ context.Context, mode string, _ time.Duration) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("stop " + mode)
+	f.control = postgres.ControlData{State: "in production", Checkpoint: f.obs.LSN()}
+	if mode == "fast" && f.obs.Up && !f.obs.InRecovery {
+		f.control.State = "shut down"
+	}
 	f.obs.Up, f.obs.Error, f.running = false, "connection refused", false
 	return nil
+}
+
+func (f *fakePG) ControlData(context.Context) (postgres.ControlData, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("controldata")
+	return f.control, nil
 }
 
 func (f *fakePG) Restart(context.Context, time.Duration) error {
@@ -159,6 +174,7 @@ func (f *fakePG) Follow(_ context.Context, _, host string, _ int, _, _ string) (
 	defer f.mu.Unlock()
 	f.record("follow " + host)
 	f.obs.SenderHost, f.obs.WalReceiver = host, "streaming"
+	f.signal = true // as postgres.Server.Follow does
 	return true, nil
 }
 
@@ -353,6 +369,7 @@ func (cl *flowCluster) start(addr string, change ...func(*config.Config)) *flowA
 	a.runner = hook.NewRunner(a.log)
 	a.notes = hook.NewQueue(hook.NewNotifier(hook.NotifyConfig{}, hook.NewRunner(a.log), a.log), notificationQueue)
 	a.startedAt = time.Now().UTC()
+	a.ready = true // serves the API, as once its member has joined
 	ctx, cancel := context.WithCancel(cl.ctx)
 	ta := &flowAgent{Agent: a, pg: cl.dbs[addr], cancel: cancel}
 	cl.agents[addr] = ta

@@ -95,6 +95,7 @@ func (a *Agent) publish(ctx context.Context) {
 	rec, _ := a.currentPrimary()
 	st := describe(a.cfg, a.self, a.bind, a.adminURL, obs, time.Now().UTC(), a.startedAt)
 	st.Epoch = rec.Epoch
+	st.Demoted = a.demotion(rec.Epoch)
 	if c, ok := a.vipConfig(); ok {
 		st.VIP, st.VIPHeld = c.Address.String(), a.exec.vipHeld()
 	}
@@ -102,7 +103,9 @@ func (a *Agent) publish(ctx context.Context) {
 	if st.PostmasterGone && !a.cfg.IsWitness {
 		// Decided before the crash is published: a local restart holds
 		// the failover back (primary.restart.timeout).
-		a.act(ctx, node.Step(a.nodeInput(obs, true), time.Now()), func(act node.Action) bool {
+		in := a.nodeInput(obs, true)
+		in.Settings.Maintenance = a.inMaintenance(ctx)
+		a.act(ctx, node.Step(in, time.Now()), func(act node.Action) bool {
 			_, restart := act.(node.RestartLocally)
 			return restart
 		})
@@ -111,7 +114,13 @@ func (a *Agent) publish(ctx context.Context) {
 		a.restartTried = false
 		a.mu.Unlock()
 	}
-	a.trackIdle(ctx, obs)
+	switchingOver := !obs.Up && rec.Switchover && a.stoppedForSwitchover(rec.Epoch)
+	if switchingOver {
+		// Stopped on purpose: no failure, and it starts again by itself.
+		st.IdleReason = fmt.Sprintf("database stopped for the switchover to %s (epoch %d); it starts as its standby once %s is promoted", rec.Node, rec.Epoch, rec.Node)
+	} else {
+		a.trackIdle(ctx, obs)
+	}
 	if rec.Node != "" && rec.Node != a.self {
 		pobs := a.observe(ctx, rec.Node, a.cfg.DB.Port, a.cfg.RemoteTimeout)
 		st.PrimaryProbe = &cluster.RemoteProbe{Node: rec.Node, DB: pobs, At: time.Now().UTC()}
@@ -145,6 +154,15 @@ func (a *Agent) publish(ctx context.Context) {
 		return
 	}
 	a.recordPrimaryLSN(pctx, st)
+}
+
+// inMaintenance reads maintenance mode; when etcd cannot say, it answers
+// on, so that no restart happens against an operator's wish.
+func (a *Agent) inMaintenance(ctx context.Context) bool {
+	mctx, cancel := context.WithTimeout(ctx, a.cfg.RemoteTimeout)
+	defer cancel()
+	m, err := a.store.Maintenance(mctx)
+	return m != nil || err != nil
 }
 
 // recordPrimaryLSN keeps the primary record's last known WAL position

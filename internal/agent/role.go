@@ -52,6 +52,7 @@ func (a *Agent) nodeInput(db cluster.DBObservation, gone bool) node.Input {
 	followed := a.followedEpoch()
 	started, running := a.exec.postmasterStarted()
 	vipHeld := a.exec.vipHeld()
+	demoted := a.demotedEpoch()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	in := node.Input{
@@ -60,11 +61,11 @@ func (a *Agent) nodeInput(db cluster.DBObservation, gone bool) node.Input {
 			Witness: a.cfg.IsWitness, AutoReconfigure: a.cfg.AutoReconfigure, StopFailedPrimary: a.cfg.StopFailedPrimary,
 			LocalRestart: a.cfg.PrimaryRestartTimeout > 0, FenceMargin: a.fenceMargin(), VIP: a.exec.vip != nil,
 		},
-		Record: node.Record{Node: rec.Node, Previous: rec.Previous, Epoch: rec.Epoch, Phase: rec.Phase},
+		Record: node.Record{Node: rec.Node, Previous: rec.Previous, Epoch: rec.Epoch, Phase: rec.Phase, Switchover: rec.Switchover},
 		Local: node.Local{
 			DB: db, PostmasterGone: gone, PostmasterRunning: running, PostmasterStarted: started,
 			Fenced: a.rejoinReason != "", FollowedEpoch: followed, FailedStopEpoch: a.failedStopEpoch,
-			RestartTried: a.restartTried, VIPHeld: vipHeld,
+			RestartTried: a.restartTried, VIPHeld: vipHeld, DemotedEpoch: demoted,
 		},
 		Lease: node.Lease{Live: a.live != nil},
 	}
@@ -116,6 +117,10 @@ func (a *Agent) act(ctx context.Context, acts []node.Action, want func(node.Acti
 			}
 		case node.RestartLocally:
 			a.restartLocally(ctx)
+		case node.Demote:
+			a.demote(ctx, act)
+		case node.StartAsStandby:
+			a.startAsStandby(ctx, act)
 		}
 	}
 }
@@ -198,7 +203,7 @@ func (a *Agent) promoteSelf(ctx context.Context, rec dcs.Primary, rev int64) {
 	}
 	a.notify(ctx, hook.Warning, "Promotion has started", fmt.Sprintf("Promoting %s to replace %s (epoch %d): %s", a.self, rec.Previous, rec.Epoch, rec.Reason))
 	vars := hook.Placeholders{NewPrimary: a.self, FailedPrimary: rec.Previous, Node: a.self, Owner: a.cfg.DB.ServiceOwner}
-	if a.cfg.ScriptFence != "" {
+	if a.cfg.ScriptFence != "" && !rec.NoScripts {
 		res := a.runScript(ctx, "script.fence", a.cfg.ScriptFence, vars)
 		if res.Outcome != hook.OK {
 			a.failPromotion(ctx, rec, rev, dcs.PhaseFenceFailed, "Fencing script error",
@@ -231,7 +236,7 @@ func (a *Agent) promoteSelf(ctx context.Context, rec dcs.Primary, rev int64) {
 	}
 	a.ensureVIP(ctx) // before the failover is reported complete
 	a.finishPromotion(ctx, rec, rev, obs)
-	if a.cfg.ScriptPostPromotion != "" {
+	if a.cfg.ScriptPostPromotion != "" && !rec.NoScripts {
 		a.runScript(ctx, "script.post.promotion", a.cfg.ScriptPostPromotion, vars)
 	}
 }
@@ -248,37 +253,6 @@ func (a *Agent) waitOutOfRecovery(ctx context.Context) cluster.DBObservation {
 			return obs
 		}
 		sleep(ctx, max(a.cfg.RecoveryCheckPeriod, 50*time.Millisecond))
-	}
-}
-
-// oldPrimaryOut waits until the failed primary's agent is gone (lease
-// expired) or has seen the new epoch with its database down, so no standby
-// is promoted while the old primary may still accept writes.
-func (a *Agent) oldPrimaryOut(ctx context.Context, rec dcs.Primary) bool {
-	if rec.Previous == "" {
-		return true
-	}
-	deadline := time.Now().Add(2 * a.cfg.NodeTimeout)
-	for {
-		snap, err := a.store.Snapshot(ctx)
-		if err == nil {
-			st, alive := snap.Status[rec.Previous]
-			if !alive || (st.Epoch >= rec.Epoch && !st.DB.Up) {
-				return true
-			}
-			if snap.PrimaryRev != 0 && snap.Primary.Epoch != rec.Epoch {
-				return false // the record moved on
-			}
-		}
-		if time.Now().After(deadline) {
-			a.log.Warn("the old primary's agent still holds its lease without confirming its database is down; waiting", "old", rec.Previous)
-			deadline = time.Now().Add(2 * a.cfg.NodeTimeout)
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(100 * time.Millisecond):
-		}
 	}
 }
 
@@ -309,11 +283,7 @@ func (a *Agent) failPromotion(ctx context.Context, rec dcs.Primary, rev int64, p
 // (auto.reconfigure, node.Step), so the standby streams on the new timeline.
 func (a *Agent) follow(ctx context.Context, f node.Follow) {
 	rec := dcs.Primary{Node: f.Primary, Epoch: f.Epoch}
-	app := a.cfg.ApplicationName
-	if app == "" {
-		app = a.self
-	}
-	err := a.exec.follow(ctx, a.localConnString(), rec.Node, a.cfg.DB.Port, a.cfg.DB.User, app, a.cfg.LocalTimeout+60*time.Second)
+	err := a.exec.follow(ctx, a.localConnString(), rec.Node, a.cfg.DB.Port, a.cfg.DB.User, a.applicationName(), a.cfg.LocalTimeout+60*time.Second)
 	if err != nil {
 		a.log.Warn("cannot re-point this standby at the new primary; retrying", "primary", rec.Node, "err", err)
 		return

@@ -39,6 +39,11 @@ type store interface {
 	Registration(ctx context.Context, addr string) (cluster.Registration, bool, error)
 	WatchMembership(ctx context.Context, after int64, ev dcs.MembershipEvents) error
 
+	// Operator settings: maintenance mode and set-priority.
+	SetMaintenance(ctx context.Context, m *dcs.Maintenance) error
+	SetPriority(ctx context.Context, addr string, p int) error
+	Maintenance(ctx context.Context) (*dcs.Maintenance, error)
+
 	// Clean stops and stop-cluster.
 	MarkCleanStop(ctx context.Context, addr string) error
 	ClearCleanStop(ctx context.Context, addr string) error

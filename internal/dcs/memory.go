@@ -605,11 +605,8 @@ func (snap *Snapshot) add(key string, value []byte, mod int64) error {
 	case strings.HasPrefix(key, "clean-stop/"):
 		snap.CleanStops[strings.TrimPrefix(key, "clean-stop/")] = true
 	case key == "maintenance":
-		var mark Maintenance
-		err := json.Unmarshal(value, &mark)
-		if err == nil {
-			snap.Maintenance = &mark
-		}
+		mark, err := decodeMaintenance(value)
+		snap.Maintenance = mark
 		return err
 	case strings.HasPrefix(key, "priority/"):
 		p, err := parsePriority(value)

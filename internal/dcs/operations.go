@@ -73,3 +73,38 @@ func (m *Memory) SetPriority(ctx context.Context, addr string, p int) error {
 	m.commitLocked(memOp{key: m.keyPriority(addr), value: []byte(priorityValue(p))})
 	return nil
 }
+
+// Maintenance reads the maintenance mark; nil when the mode is off.
+func (s *Store) Maintenance(ctx context.Context) (*Maintenance, error) {
+	r, err := s.cli.Get(ctx, s.keyMaintenance())
+	if err != nil {
+		return nil, fmt.Errorf("dcs: read maintenance mode: %w", err)
+	}
+	if len(r.Kvs) == 0 {
+		return nil, nil
+	}
+	return decodeMaintenance(r.Kvs[0].Value)
+}
+
+// Maintenance reads the maintenance mark; nil when the mode is off.
+func (m *Memory) Maintenance(ctx context.Context) (*Maintenance, error) {
+	if err := m.begin(ctx); err != nil {
+		return nil, fmt.Errorf("dcs: read maintenance mode: %w", err)
+	}
+	defer m.mu.Unlock()
+	kv, ok := m.kvs[m.keyMaintenance()]
+	if !ok {
+		return nil, nil
+	}
+	return decodeMaintenance(kv.value)
+}
+
+// decodeMaintenance reads a mark; one that cannot be read still means on:
+// an operator asked for the mode, and failing over against that is worse.
+func decodeMaintenance(v []byte) (*Maintenance, error) {
+	var mark Maintenance
+	if err := json.Unmarshal(v, &mark); err != nil {
+		return &mark, fmt.Errorf("dcs: maintenance mark: %w", err)
+	}
+	return &mark, nil
+}

@@ -133,6 +133,27 @@ func (c *Client) Resume(ctx context.Context) (string, error) {
 	return m.Message, err
 }
 
+// Promote asks for a promote or a switchover and waits for its outcome.
+func (c *Client) Promote(ctx context.Context, req PromoteRequest) (PromoteResult, error) {
+	var res PromoteResult
+	err := c.do(ctx, http.MethodPost, "/v1/promote", req, &res)
+	return res, err
+}
+
+// SetPriority sets a node's failover priority.
+func (c *Client) SetPriority(ctx context.Context, addr string, priority int) (string, error) {
+	var m Message
+	err := c.do(ctx, http.MethodPost, "/v1/set-priority", PriorityRequest{Address: addr, Priority: priority}, &m)
+	return m.Message, err
+}
+
+// SetMaintenance turns maintenance mode on or off.
+func (c *Client) SetMaintenance(ctx context.Context, on bool) (string, error) {
+	var m Message
+	err := c.do(ctx, http.MethodPost, "/v1/maintenance", MaintenanceRequest{On: on}, &m)
+	return m.Message, err
+}
+
 // URL is the base URL of an agent's API on host:port (IPv6 bracketed).
 func URL(host string, port int) string {
 	return "http://" + net.JoinHostPort(host, fmt.Sprint(port))

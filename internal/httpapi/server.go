@@ -12,6 +12,10 @@ import (
 	"time"
 )
 
+// OperationWait bounds how long a promote request waits for the operation
+// to complete before it answers with how far it got.
+const OperationWait = 60 * time.Second
+
 // maxBody bounds request bodies: the agent never reads unbounded input
 // from the network.
 const maxBody = 64 << 10
@@ -39,11 +43,14 @@ func NewServer(b Backend, token string, log *slog.Logger) *Server {
 	mux.HandleFunc("POST /v1/disallow", s.admin(s.disallow))
 	mux.HandleFunc("POST /v1/stop-cluster", s.admin(s.stopCluster))
 	mux.HandleFunc("POST /v1/resume", s.admin(s.resume))
+	mux.HandleFunc("POST /v1/promote", s.admin(s.promote))
+	mux.HandleFunc("POST /v1/set-priority", s.admin(s.setPriority))
+	mux.HandleFunc("POST /v1/maintenance", s.admin(s.maintenance))
 	s.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      60 * time.Second,
+		WriteTimeout:      2*OperationWait + 10*time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	return s
@@ -125,6 +132,37 @@ func (s *Server) resume(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) stopCluster(w http.ResponseWriter, r *http.Request) {
 	msg, err := s.backend.StopCluster(r.Context())
+	answer(w, msg, err)
+}
+
+func (s *Server) promote(w http.ResponseWriter, r *http.Request) {
+	var req PromoteRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	res, err := s.backend.Promote(r.Context(), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) setPriority(w http.ResponseWriter, r *http.Request) {
+	var req PriorityRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	msg, err := s.backend.SetPriority(r.Context(), req.Address, req.Priority)
+	answer(w, msg, err)
+}
+
+func (s *Server) maintenance(w http.ResponseWriter, r *http.Request) {
+	var req MaintenanceRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	msg, err := s.backend.SetMaintenance(r.Context(), req.On)
 	answer(w, msg, err)
 }
 

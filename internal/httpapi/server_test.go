@@ -114,6 +114,27 @@ func (f *fakeBackend) Resume(ctx context.Context) (string, error) {
 	return "resumed", nil
 }
 
+func (f *fakeBackend) Promote(ctx context.Context, req PromoteRequest) (PromoteResult, error) {
+	if f.err != nil {
+		return PromoteResult{}, f.err
+	}
+	return PromoteResult{Done: true, Switchover: req.Switchover, To: req.Target, Outcome: "promoted " + req.Target}, nil
+}
+
+func (f *fakeBackend) SetPriority(ctx context.Context, addr string, priority int) (string, error) {
+	if f.err != nil {
+		return "", f.err
+	}
+	return fmt.Sprintf("priority of %s is %d", addr, priority), nil
+}
+
+func (f *fakeBackend) SetMaintenance(ctx context.Context, on bool) (string, error) {
+	if f.err != nil {
+		return "", f.err
+	}
+	return fmt.Sprintf("maintenance %t", on), nil
+}
+
 const token = "tok"
 
 func newTestServer(t *testing.T) (*fakeBackend, *httptest.Server) {
@@ -146,6 +167,12 @@ func TestAdminNeedsToken(t *testing.T) {
 		{"disallow", func(c *Client) (string, error) { return c.Disallow(context.Background(), "10.0.0.9") }, "disallowed 10.0.0.9"},
 		{"stop-cluster", func(c *Client) (string, error) { return c.StopCluster(context.Background()) }, "stopping"},
 		{"resume", func(c *Client) (string, error) { return c.Resume(context.Background()) }, "resumed"},
+		{"promote", func(c *Client) (string, error) {
+			r, err := c.Promote(context.Background(), PromoteRequest{Switchover: true, Target: "10.0.0.2"})
+			return r.Outcome, err
+		}, "promoted 10.0.0.2"},
+		{"set-priority", func(c *Client) (string, error) { return c.SetPriority(context.Background(), "10.0.0.2", 1) }, "priority of 10.0.0.2 is 1"},
+		{"maintenance", func(c *Client) (string, error) { return c.SetMaintenance(context.Background(), true) }, "maintenance true"},
 	}
 	for _, op := range ops {
 		t.Run(op.name, func(t *testing.T) {

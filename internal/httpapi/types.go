@@ -31,6 +31,61 @@ type AddressRequest struct {
 	Address string `json:"address"`
 }
 
+// PromoteRequest is `pgfm promote`.
+type PromoteRequest struct {
+	Switchover bool   `json:"switchover"`
+	Target     string `json:"target,omitempty"` // the standby to promote; "" lets the cluster choose
+	NoScripts  bool   `json:"no_scripts,omitempty"`
+	Quiet      bool   `json:"quiet,omitempty"`
+}
+
+// Step is one step of an operation and when it was seen done.
+type Step struct {
+	Name string    `json:"name"`
+	At   time.Time `json:"at"`
+	// After is the time from the operation's start.
+	After Duration `json:"after"`
+}
+
+// PromoteResult says how a promote or switchover went.
+type PromoteResult struct {
+	Done       bool   `json:"done"` // completed; false: failed or still under way
+	Switchover bool   `json:"switchover"`
+	From       string `json:"from"`
+	To         string `json:"to"`
+	Epoch      uint64 `json:"epoch"`
+	Outcome    string `json:"outcome"` // one line for people
+	Steps      []Step `json:"steps"`
+}
+
+// Duration is a time.Duration that reads as text ("1.2s") in JSON.
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + time.Duration(d).Round(time.Millisecond).String() + `"`), nil
+}
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
+		return fmt.Errorf("duration %s: want a quoted duration", s)
+	}
+	v, err := time.ParseDuration(s[1 : len(s)-1])
+	*d = Duration(v)
+	return err
+}
+
+// PriorityRequest is `pgfm set-priority`.
+type PriorityRequest struct {
+	Address  string `json:"address"`
+	Priority int    `json:"priority"`
+}
+
+// MaintenanceRequest is `pgfm maintenance on|off`.
+type MaintenanceRequest struct {
+	On bool `json:"on"`
+}
+
 // Message is a plain answer to an admin operation.
 type Message struct {
 	Message string `json:"message"`
@@ -77,6 +132,9 @@ type Backend interface {
 	Disallow(ctx context.Context, addr string) (string, error)
 	StopCluster(ctx context.Context) (string, error)
 	Resume(ctx context.Context) (string, error)
+	Promote(ctx context.Context, req PromoteRequest) (PromoteResult, error)
+	SetPriority(ctx context.Context, addr string, priority int) (string, error)
+	SetMaintenance(ctx context.Context, on bool) (string, error)
 }
 
 // Error is an error with the HTTP status the server answers with; its

@@ -1,0 +1,198 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/pgfm/pgfm/internal/dcs"
+	"github.com/pgfm/pgfm/internal/decide"
+	"github.com/pgfm/pgfm/internal/hook"
+	"github.com/pgfm/pgfm/internal/httpapi"
+)
+
+// Operator commands that change who is primary or how the cluster
+// chooses: promote (and switchover), set-priority and maintenance mode.
+
+// Promote commits an operator's promote or switchover, decided by
+// decide.Manual on a fresh snapshot, and waits for its outcome. The commit
+// is guarded by the primary record's revision, as the coordinator's are,
+// so it cannot race a failover: one of them commits, the other is refused.
+func (a *Agent) Promote(ctx context.Context, req httpapi.PromoteRequest) (httpapi.PromoteResult, error) {
+	if !a.isReady() {
+		return httpapi.PromoteResult{}, a.notReady()
+	}
+	target := ""
+	if req.Target != "" {
+		ip, err := parseNodeAddress(req.Target)
+		if err != nil {
+			return httpapi.PromoteResult{}, err
+		}
+		target = ip
+	}
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, a.cfg.RemoteTimeout+3*time.Second)
+	defer cancel()
+	snap, err := a.store.Snapshot(cctx)
+	if err != nil {
+		return httpapi.PromoteResult{}, httpapi.Errorf(http.StatusServiceUnavailable, "cannot read the cluster state: %v", err)
+	}
+	f, err := decide.Manual(a.view(snap, a.voters(cctx)), decide.Request{Switchover: req.Switchover, Target: target})
+	if err != nil {
+		return httpapi.PromoteResult{}, httpapi.Errorf(http.StatusConflict, "%s refused: %v", opName(req.Switchover), err)
+	}
+	next := dcs.Primary{
+		Node: f.To, Epoch: f.NewEpoch, Phase: dcs.PhasePromoting, Previous: f.From,
+		Reason: f.Reason + ", requested on " + a.self, Since: time.Now().UTC(),
+		LastLSN: snap.Primary.LastLSN, Timeline: snap.Primary.Timeline,
+		Switchover: f.Switchover, NoScripts: req.NoScripts,
+	}
+	ok, err := a.store.UpdatePrimary(cctx, snap.PrimaryRev, next)
+	if err != nil {
+		return httpapi.PromoteResult{}, httpapi.Errorf(http.StatusServiceUnavailable, "%s not committed: %v", opName(req.Switchover), err)
+	}
+	if !ok {
+		return httpapi.PromoteResult{}, httpapi.Errorf(http.StatusConflict,
+			"%s not committed: the primary record changed meanwhile (a failover or another operation); check cluster-status and try again", opName(req.Switchover))
+	}
+	a.log.Warn(opName(req.Switchover)+" committed", "from", f.From, "to", f.To, "epoch", f.NewEpoch)
+	if !req.Quiet {
+		a.notify(ctx, hook.Warning, "Manual "+opName(req.Switchover), fmt.Sprintf("%s requested on %s: %s replaces %s (epoch %d).", opName(req.Switchover), a.self, f.To, f.From, f.NewEpoch))
+	}
+	return a.awaitOperation(ctx, f, start), nil
+}
+
+func opName(switchover bool) string {
+	if switchover {
+		return "switchover"
+	}
+	return "promotion"
+}
+
+// voters counts the embedded etcd's voting members (0: unknown, or an
+// external etcd), for decide's majority check.
+func (a *Agent) voters(ctx context.Context) int {
+	if a.members == nil {
+		return 0
+	}
+	list, err := a.members.Members(ctx)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, m := range list {
+		if !m.IsLearner {
+			n++
+		}
+	}
+	return n
+}
+
+// awaitOperation follows a committed promote or switchover until it
+// completes, fails or httpapi.OperationWait passes, noting when each step
+// was seen done. A switchover completes when the old primary streams from
+// the new one.
+func (a *Agent) awaitOperation(ctx context.Context, f decide.Failover, start time.Time) httpapi.PromoteResult {
+	res := httpapi.PromoteResult{Switchover: f.Switchover, From: f.From, To: f.To, Epoch: f.NewEpoch}
+	seen := map[string]bool{}
+	step := func(name string) {
+		if !seen[name] {
+			seen[name] = true
+			now := time.Now()
+			res.Steps = append(res.Steps, httpapi.Step{Name: name, At: now.UTC(), After: httpapi.Duration(now.Sub(start))})
+		}
+	}
+	step("committed")
+	deadline := time.Now().Add(httpapi.OperationWait)
+	for {
+		snap, err := a.store.Snapshot(ctx)
+		if err == nil {
+			old, oldLive := snap.Status[f.From]
+			if !oldLive || !old.DB.Up {
+				step("old primary stopped")
+			}
+			rec := snap.Primary
+			switch {
+			case rec.Epoch > f.NewEpoch:
+				res.Outcome = fmt.Sprintf("superseded: epoch %d named %s meanwhile", rec.Epoch, rec.Node)
+				return res
+			case rec.Epoch == f.NewEpoch && (rec.Phase == dcs.PhaseFenceFailed || rec.Phase == dcs.PhasePromoteFailed):
+				res.Outcome = fmt.Sprintf("failed: %s: %s", rec.Phase, rec.Detail)
+				return res
+			case rec.Epoch == f.NewEpoch && rec.Phase == dcs.PhasePromoted:
+				step("promoted")
+				if !f.Switchover {
+					res.Done, res.Outcome = true, fmt.Sprintf("%s is the primary (epoch %d)", f.To, f.NewEpoch)
+					return res
+				}
+				if oldLive && old.DB.Up && old.DB.InRecovery && old.DB.WalReceiver == "streaming" && old.DB.SenderHost == f.To {
+					step("old primary streaming")
+					res.Done, res.Outcome = true, fmt.Sprintf("%s is the primary (epoch %d); %s streams from it", f.To, f.NewEpoch, f.From)
+					return res
+				}
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			res.Outcome = fmt.Sprintf("still under way after %s; follow it with cluster-status", httpapi.OperationWait)
+			return res
+		}
+		sleep(ctx, 20*time.Millisecond)
+	}
+}
+
+// SetPriority records a node's failover priority (EFM's set-priority): 1
+// is promoted first, 0 never, and any value above 0 makes a node with
+// promotable=false promotable.
+func (a *Agent) SetPriority(ctx context.Context, addr string, priority int) (string, error) {
+	if !a.isReady() {
+		return "", a.notReady()
+	}
+	ip, err := parseNodeAddress(addr)
+	if err != nil {
+		return "", err
+	}
+	if priority < 0 {
+		return "", httpapi.Errorf(http.StatusBadRequest, "priority %d: give 0 (never promoted) or a positive number (1 is promoted first)", priority)
+	}
+	reg, ok, err := a.store.Registration(ctx, ip)
+	switch {
+	case err != nil:
+		return "", httpapi.Errorf(http.StatusServiceUnavailable, "%v", err)
+	case !ok:
+		return "", httpapi.Errorf(http.StatusNotFound, "%s is no member of cluster %s; see cluster-status for its nodes", ip, a.cfg.Cluster)
+	case reg.Witness:
+		return "", httpapi.Errorf(http.StatusBadRequest, "%s is a witness: it has no database to promote", ip)
+	}
+	if err := a.store.SetPriority(ctx, ip, priority); err != nil {
+		return "", httpapi.Errorf(http.StatusServiceUnavailable, "%v", err)
+	}
+	a.log.Info("failover priority set", "address", ip, "priority", priority)
+	if priority == 0 {
+		return fmt.Sprintf("Node %s will not be promoted (priority 0).", ip), nil
+	}
+	return fmt.Sprintf("Failover priority of %s is %d (1 is promoted first).", ip, priority), nil
+}
+
+// SetMaintenance turns maintenance mode on or off for the whole cluster.
+func (a *Agent) SetMaintenance(ctx context.Context, on bool) (string, error) {
+	if !a.isReady() {
+		return "", a.notReady()
+	}
+	var mark *dcs.Maintenance
+	if on {
+		mark = &dcs.Maintenance{Since: time.Now().UTC(), By: a.self}
+	}
+	if err := a.store.SetMaintenance(ctx, mark); err != nil {
+		return "", httpapi.Errorf(http.StatusServiceUnavailable, "%v", err)
+	}
+	if on {
+		a.log.Warn("maintenance mode on: no automatic failover, no local restart")
+		a.notify(ctx, hook.Warning, "Maintenance mode on", fmt.Sprintf("Turned on from %s: no automatic failover and no local restart until `pgfm maintenance %s off`.", a.self, a.cfg.Cluster))
+		return fmt.Sprintf("Cluster %s is in maintenance mode: no automatic failover and no local restart until `pgfm maintenance %s off`.", a.cfg.Cluster, a.cfg.Cluster), nil
+	}
+	a.log.Info("maintenance mode off")
+	a.notify(ctx, hook.Info, "Maintenance mode off", fmt.Sprintf("Turned off from %s: automatic failover resumes.", a.self))
+	a.wake(a.coordKick)
+	return fmt.Sprintf("Cluster %s is out of maintenance mode: automatic failover resumes.", a.cfg.Cluster), nil
+}

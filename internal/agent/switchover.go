@@ -1,0 +1,179 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/pgfm/pgfm/internal/cluster"
+	"github.com/pgfm/pgfm/internal/dcs"
+	"github.com/pgfm/pgfm/internal/hook"
+	"github.com/pgfm/pgfm/internal/node"
+)
+
+// The two halves of a switchover. The old primary stops cleanly, so that
+// its WAL senders pass every record, the shutdown checkpoint last, to the
+// standbys before they exit; it reports that checkpoint. The new primary
+// promotes only once it has replayed past it: every write the old primary
+// acknowledged is then on the new timeline, and the old primary's WAL ends
+// exactly where the new timeline forks, so it starts as a standby of the
+// new primary with no rewind.
+
+// demote carries out node.Demote on the old primary.
+func (a *Agent) demote(ctx context.Context, d node.Demote) {
+	a.log.Warn("switchover: stopping the primary's database cleanly to become a standby", "new_primary", d.Primary, "epoch", d.Epoch)
+	a.mu.Lock()
+	a.demoting = d.Epoch // from now on its database going down is no failure
+	a.mu.Unlock()
+	a.releaseVIP(ctx, "switchover to "+d.Primary)
+	timeout := a.cfg.LocalTimeout + 5*time.Second
+	cd, err := a.exec.demote(ctx, a.localConnString(), d.Primary, a.cfg.DB.Port, a.cfg.DB.User, a.applicationName(), timeout)
+	dem := &cluster.Demotion{Epoch: d.Epoch}
+	switch {
+	case err != nil:
+		// Never left writable: fence it, and let the new primary know the
+		// stop was not clean (it then promotes as after a failover).
+		a.log.Error("switchover: the clean stop failed; stopping the database immediately", "err", err)
+		signalErr, stopErr := a.exec.fence(ctx, timeout)
+		if signalErr != nil || stopErr != nil {
+			a.log.Error("switchover: cannot stop the old primary's database", "signal_err", signalErr, "stop_err", stopErr)
+			return // tried again at the next reconcile
+		}
+	case !cd.CleanlyStopped():
+		a.log.Error("switchover: the database did not stop cleanly", "state", cd.State)
+	default:
+		dem.Checkpoint = cd.Checkpoint
+		a.log.Info("switchover: the old primary's database stopped cleanly", "checkpoint", cd.Checkpoint)
+	}
+	a.mu.Lock()
+	a.demoted = dem
+	a.mu.Unlock()
+	a.wake(a.publishKick)
+}
+
+// startAsStandby carries out node.StartAsStandby: demote left the data
+// directory a standby of the new primary.
+func (a *Agent) startAsStandby(ctx context.Context, s node.StartAsStandby) {
+	if err := a.exec.startStandby(ctx, a.cfg.LocalTimeout+30*time.Second); err != nil {
+		a.log.Warn("switchover: cannot start the old primary as a standby yet; retrying", "err", err)
+		return
+	}
+	a.log.Info("switchover: the old primary runs as a standby", "primary", s.Primary, "epoch", s.Epoch)
+	a.notify(ctx, hook.Info, "Switchover has completed", fmt.Sprintf("%s runs as a standby of the new primary %s (epoch %d).", a.self, s.Primary, s.Epoch))
+	a.wake(a.publishKick)
+}
+
+// demotedEpoch is the switchover epoch whose demotion this agent did.
+func (a *Agent) demotedEpoch() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.demoted == nil {
+		return 0
+	}
+	return a.demoted.Epoch
+}
+
+// stoppedForSwitchover: this node's database was stopped on purpose for
+// the switchover of epoch.
+func (a *Agent) stoppedForSwitchover(epoch uint64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.demoting == epoch && epoch != 0
+}
+
+// demotion is what this agent publishes of its demotion for epoch.
+func (a *Agent) demotion(epoch uint64) *cluster.Demotion {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.demoted == nil || a.demoted.Epoch != epoch {
+		return nil
+	}
+	d := *a.demoted
+	return &d
+}
+
+func (a *Agent) applicationName() string {
+	if a.cfg.ApplicationName != "" {
+		return a.cfg.ApplicationName
+	}
+	return a.self
+}
+
+// oldPrimaryOut waits until the replaced primary can no longer take
+// writes: its agent is gone (its lease expired, so it fenced itself) or
+// it has seen the new epoch with its database down. In a switchover the
+// old primary's agent also reports its last checkpoint, and this standby
+// replays up to it first. It wakes on every status change.
+func (a *Agent) oldPrimaryOut(ctx context.Context, rec dcs.Primary) bool {
+	if rec.Previous == "" {
+		return true
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	changed := make(chan struct{}, 1)
+	go func() {
+		for wctx.Err() == nil {
+			_ = a.store.WatchStatuses(wctx, func() { a.wake(changed) })
+			sleep(wctx, 200*time.Millisecond)
+		}
+	}()
+	deadline := time.Now().Add(2 * a.cfg.NodeTimeout)
+	for {
+		snap, err := a.store.Snapshot(ctx)
+		if err == nil {
+			if snap.PrimaryRev != 0 && snap.Primary.Epoch != rec.Epoch {
+				return false // the record moved on
+			}
+			st, alive := snap.Status[rec.Previous]
+			switch {
+			case !alive:
+				if rec.Switchover {
+					a.log.Warn("switchover: the old primary's agent is gone; promoting as after a failover", "old", rec.Previous)
+				}
+				return true
+			case st.Epoch < rec.Epoch || st.DB.Up:
+			case !rec.Switchover:
+				return true
+			case st.Demoted != nil && st.Demoted.Epoch == rec.Epoch:
+				if st.Demoted.Checkpoint == 0 {
+					a.log.Warn("switchover: the old primary did not stop cleanly; promoting as after a failover", "old", rec.Previous)
+					return true
+				}
+				return a.replayedPast(ctx, rec, st.Demoted.Checkpoint)
+			}
+		}
+		if time.Now().After(deadline) {
+			a.log.Warn("the old primary's agent still holds its lease without confirming its database is down; waiting", "old", rec.Previous)
+			deadline = time.Now().Add(2 * a.cfg.NodeTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-changed:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// replayedPast waits until this standby has replayed the old primary's
+// shutdown checkpoint at lsn: replay ends past the record's start. It
+// waits as long as the record names this node; a standby that cannot get
+// the WAL is not promoted with less.
+func (a *Agent) replayedPast(ctx context.Context, rec dcs.Primary, lsn cluster.LSN) bool {
+	warnAt := time.Now().Add(a.cfg.LocalTimeout)
+	for {
+		obs := a.observeLocal(ctx)
+		if obs.Up && obs.InRecovery && obs.ReplayLSN > lsn {
+			a.log.Info("switchover: replayed the old primary's last checkpoint", "checkpoint", lsn, "replayed", obs.ReplayLSN)
+			return true
+		}
+		if cur, _ := a.currentPrimary(); cur.Epoch != rec.Epoch || ctx.Err() != nil {
+			return false
+		}
+		if time.Now().After(warnAt) {
+			a.log.Warn("switchover: still waiting to replay the old primary's last checkpoint", "checkpoint", lsn, "replayed", obs.ReplayLSN, "received", obs.ReceiveLSN, "err", obs.Error)
+			warnAt = time.Now().Add(a.cfg.LocalTimeout)
+		}
+		sleep(ctx, 10*time.Millisecond)
+	}
+}

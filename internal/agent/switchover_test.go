@@ -1,0 +1,93 @@
+package agent
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgfm/pgfm/internal/cluster"
+	"github.com/pgfm/pgfm/internal/dcs"
+	"github.com/pgfm/pgfm/internal/httpapi"
+)
+
+// A switchover, step by step: the old primary stops cleanly and reports
+// its last checkpoint; the target promotes only once it has replayed past
+// it; the old primary then starts as the new primary's standby, never
+// idle, and the operator's request sees each step.
+func TestFlowSwitchover(t *testing.T) {
+	cl := newCluster(t, flowP1, []string{flowS2, flowS3}, []cluster.LSN{0x5000000, 0x5000000})
+	p, a2, a3 := cl.start(flowP1), cl.start(flowS2), cl.start(flowS3)
+	cl.coordinator(flowP1)
+	cl.publishAll(p, a2, a3)
+	for _, a := range []*flowAgent{p, a2, a3} {
+		a.reconcile(cl.ctx)
+	}
+
+	done := make(chan httpapi.PromoteResult, 1)
+	go func() {
+		res, err := a3.Promote(cl.ctx, httpapi.PromoteRequest{Switchover: true, Target: flowS2})
+		if err != nil {
+			t.Errorf("switchover refused: %v", err)
+		}
+		done <- res
+	}()
+	cl.waitFor("the switchover is committed", func() bool { rec, _ := cl.record(); return rec.Epoch == 2 })
+	rec, _ := cl.record()
+	if rec.Node != flowS2 || rec.Previous != flowP1 || !rec.Switchover || rec.Phase != dcs.PhasePromoting {
+		t.Fatalf("record %+v, want a switchover from %s to %s", rec, flowP1, flowS2)
+	}
+	cl.sync(p, a2, a3)
+
+	promoted := make(chan struct{})
+	go func() { defer close(promoted); a2.reconcile(cl.ctx) }()
+	p.reconcile(cl.ctx)
+	wantDB(t, p, "follow "+flowS2, "stop fast", "controldata")
+	p.publish(cl.ctx)
+	if st, _ := cl.status(flowP1); st.Demoted == nil || st.Demoted.Checkpoint != 0x5000000 || !strings.Contains(st.IdleReason, "switchover") {
+		t.Fatalf("the old primary published %+v (demoted %+v); want its checkpoint 0/5000000 and the switchover as the reason it is down", st, st.Demoted)
+	}
+
+	// The target has not replayed the shutdown checkpoint yet: it waits.
+	select {
+	case <-promoted:
+		t.Fatalf("promoted before replaying the old primary's last checkpoint; operations %q", cl.hist.get())
+	case <-time.After(300 * time.Millisecond):
+	}
+	a2.pg.set(func(o *cluster.DBObservation) { o.ReceiveLSN, o.ReplayLSN = 0x5000080, 0x5000080 })
+	select {
+	case <-promoted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no promotion after the target replayed the old primary's last checkpoint")
+	}
+	wantDB(t, a2, "promote")
+
+	// The old primary comes back as the new primary's standby.
+	cl.sync(p)
+	p.reconcile(cl.ctx)
+	if got := p.pg.Calls()[3:]; !slices.Equal(got, []string{"standby.signal", "start"}) {
+		t.Errorf("the old primary's database then saw %q, want standby.signal, start", got)
+	}
+	p.publish(cl.ctx)
+	st, _ := cl.status(flowP1)
+	if st.Type != cluster.Standby || st.DB.SenderHost != flowS2 {
+		t.Fatalf("the old primary published %+v, want a standby streaming from %s", st, flowS2)
+	}
+	res := <-done
+	var steps []string
+	for _, s := range res.Steps {
+		steps = append(steps, s.Name)
+	}
+	if !res.Done || !slices.Equal(steps, []string{"committed", "old primary stopped", "promoted", "old primary streaming"}) {
+		t.Fatalf("result %+v (steps %q), want done with every step", res, steps)
+	}
+	ops := cl.hist.get()
+	if slices.Index(ops, flowP1+": stop fast") > slices.Index(ops, flowS2+": promote") {
+		t.Errorf("operations %q: promoted before the old primary stopped", ops)
+	}
+	for _, n := range cl.log.notifications() {
+		if strings.Contains(n, "Idle") {
+			t.Errorf("notification %q: a switchover makes nobody idle", n)
+		}
+	}
+}
