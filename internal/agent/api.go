@@ -77,7 +77,13 @@ func (a *Agent) Report(ctx context.Context) (cluster.Report, error) {
 			rep.MissingNodes = append(rep.MissingNodes, n.Address)
 		}
 	}
-	rep.FailoverPriority = failoverPriority(rep.Nodes)
+	rep.FailoverPriority = failoverPriority(rep.Nodes, snap.Priorities)
+	rep.Priorities = snap.Priorities
+	if m := snap.Maintenance; m != nil {
+		rep.Maintenance = true
+		rep.Messages = append(rep.Messages, fmt.Sprintf("Cluster in maintenance mode since %s (turned on from %s): no automatic failover; end it with `pgfm maintenance %s off`.",
+			m.Since.Format(time.RFC3339), m.By, a.cfg.Cluster))
+	}
 	return rep, nil
 }
 
@@ -159,21 +165,42 @@ func settleDB(n *cluster.NodeReport) {
 	}
 }
 
-// failoverPriority lists promotable standbys with running agents: first in
-// the primary's priority.standbys order, then by address.
-func failoverPriority(nodes []cluster.NodeReport) []string {
+// failoverPriority lists the standbys that may be promoted, agents
+// running, in the priority order: set-priority values first (1 before 2),
+// then the primary's priority.standbys, then by address. set-priority 0
+// leaves a node out; above 0 it brings in one with promotable=false.
+func failoverPriority(nodes []cluster.NodeReport, set map[string]int) []string {
 	var order []string
 	var cands []string
 	for _, n := range nodes {
 		if n.Type == cluster.Primary && n.Published != nil {
 			order = n.Published.Priority
 		}
-		if n.Type == cluster.Standby && n.Agent == cluster.AgentUp && n.Published != nil && n.Published.Promotable {
+		p, hasP := set[n.Address]
+		promotable := n.Published != nil && (n.Published.Promotable || p > 0) && !(hasP && p == 0)
+		if n.Type == cluster.Standby && n.Agent == cluster.AgentUp && promotable {
 			cands = append(cands, n.Address)
 		}
 	}
 	sortAddrs(cands)
+	slices.SortStableFunc(cands, func(x, y string) int {
+		px, py := set[x], set[y]
+		switch {
+		case px > 0 && py > 0:
+			return px - py
+		case px > 0:
+			return -1
+		case py > 0:
+			return 1
+		}
+		return 0
+	})
 	out := []string{}
+	for _, c := range cands {
+		if set[c] > 0 {
+			out = append(out, c)
+		}
+	}
 	for _, p := range order {
 		if slices.Contains(cands, p) && !slices.Contains(out, p) {
 			out = append(out, p)

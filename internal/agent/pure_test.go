@@ -95,12 +95,14 @@ func TestFailoverPriority(t *testing.T) {
 		name  string
 		nodes []cluster.NodeReport
 		want  []string
+		set   map[string]int
 	}{
-		{"empty", nil, []string{}},
+		{"empty", nil, []string{}, nil},
 		{
 			"no priority list: numeric address order",
 			[]cluster.NodeReport{pub("10.0.0.1", cluster.Primary, up, true), pub("10.0.0.10", cluster.Standby, up, true), pub("10.0.0.2", cluster.Standby, up, true)},
 			[]string{"10.0.0.2", "10.0.0.10"},
+			nil,
 		},
 		{
 			"primary's priority first, unknown and duplicate entries skipped",
@@ -111,6 +113,7 @@ func TestFailoverPriority(t *testing.T) {
 				pub("10.0.0.10", cluster.Standby, up, true),
 			},
 			[]string{"10.0.0.10", "10.0.0.3", "10.0.0.2"},
+			nil,
 		},
 		{
 			"not promotable, idle, witness and stopped agents are no candidates",
@@ -123,6 +126,20 @@ func TestFailoverPriority(t *testing.T) {
 				{Address: "10.0.0.6", Type: cluster.Standby, Agent: cluster.AgentDown}, // type from the probe
 			},
 			[]string{"10.0.0.2"},
+			nil,
+		},
+		{
+			"set-priority first, 0 leaves out, above 0 brings in a non-promotable standby",
+			[]cluster.NodeReport{
+				pub("10.0.0.1", cluster.Primary, up, true, "10.0.0.2"),
+				pub("10.0.0.2", cluster.Standby, up, true),
+				pub("10.0.0.3", cluster.Standby, up, false),
+				pub("10.0.0.4", cluster.Standby, up, true),
+				pub("10.0.0.5", cluster.Standby, up, true),
+				pub("10.0.0.6", cluster.Standby, up, true),
+			},
+			[]string{"10.0.0.5", "10.0.0.3", "10.0.0.2", "10.0.0.6"},
+			map[string]int{"10.0.0.3": 2, "10.0.0.5": 1, "10.0.0.4": 0},
 		},
 		{
 			"primary without a running agent gives no order",
@@ -132,11 +149,12 @@ func TestFailoverPriority(t *testing.T) {
 				pub("10.0.0.2", cluster.Standby, up, true),
 			},
 			[]string{"10.0.0.2", "10.0.0.3"},
+			nil,
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := failoverPriority(tc.nodes)
+			got := failoverPriority(tc.nodes, tc.set)
 			if got == nil || !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got %#v, want %#v", got, tc.want)
 			}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -41,6 +43,10 @@ type efmStatus struct {
 	Epoch        uint64 `json:"epoch"`
 	Primary      string `json:"primary"`
 	PrimaryPhase string `json:"primaryPhase"`
+	// Maintenance: no automatic failover (pgfm maintenance).
+	Maintenance bool `json:"maintenance"`
+	// Priorities set with set-priority, by address.
+	Priorities map[string]int `json:"priorities"`
 }
 
 // lsns are the replayed (or current, on a primary) and received positions
@@ -72,6 +78,11 @@ func toEFM(rep cluster.Report) efmStatus {
 		Epoch:                 rep.Epoch,
 		Primary:               rep.PrimaryNode,
 		PrimaryPhase:          rep.PrimaryPhase,
+		Maintenance:           rep.Maintenance,
+		Priorities:            rep.Priorities,
+	}
+	if out.Priorities == nil {
+		out.Priorities = map[string]int{}
 	}
 	for _, n := range rep.Nodes {
 		e := efmNode{Type: string(n.Type), Agent: string(n.Agent), DB: string(n.DB), VIP: n.VIP, VIPActive: n.VIPActive, IdleReason: n.IdleReason}
@@ -136,6 +147,16 @@ func renderText(w io.Writer, rep cluster.Report) {
 		fmt.Fprintf(w, "\nPrimary record: %s, epoch %d (%s)\n", rep.PrimaryNode, rep.Epoch, rep.PrimaryPhase)
 	}
 	list("Standby priority host list", rep.FailoverPriority)
+	if len(rep.Priorities) > 0 {
+		var set []string
+		for _, addr := range slices.Sorted(maps.Keys(rep.Priorities)) {
+			set = append(set, fmt.Sprintf("%s=%d", addr, rep.Priorities[addr]))
+		}
+		fmt.Fprintf(w, "\tset-priority: %s\n", strings.Join(set, " "))
+	}
+	if rep.Maintenance {
+		fmt.Fprint(w, "\nMaintenance mode: ON (no automatic failover)\n")
+	}
 
 	fmt.Fprint(w, "\nPromote Status:\n\n")
 	tw = tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)

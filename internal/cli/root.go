@@ -45,7 +45,7 @@ type env struct {
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	e := &env{stdout: stdout, stderr: stderr}
 	root := newRoot(e)
-	root.SetArgs(args)
+	root.SetArgs(doubleDash(args))
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
@@ -95,6 +95,9 @@ Every command but "agent" talks to the agent running on this node.`,
 		disallowNodeCmd(e),
 		stopClusterCmd(e),
 		resumeCmd(e),
+		promoteCmd(e),
+		setPriorityCmd(e),
+		maintenanceCmd(e),
 	)
 	return root
 }

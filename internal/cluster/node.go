@@ -111,8 +111,6 @@ type MemberStatus struct {
 	// switchover of that epoch: the new primary promotes once it has
 	// replayed up to the stopped server's last checkpoint.
 	Demoted *Demotion `json:"demoted,omitempty"`
-	// Maintenance: the agent sees the cluster in maintenance mode.
-	Maintenance bool `json:"maintenance,omitempty"`
 }
 
 // Demotion is an old primary's clean stop for a switchover.
@@ -160,6 +158,10 @@ type Report struct {
 	Epoch        uint64 `json:"epoch"`
 	PrimaryNode  string `json:"primary_node"`
 	PrimaryPhase string `json:"primary_phase"`
+	// Maintenance: maintenance mode is on (no automatic failover).
+	Maintenance bool `json:"maintenance"`
+	// Priorities are the failover priorities set with set-priority.
+	Priorities map[string]int `json:"priorities,omitempty"`
 }
 
 // NodeReport is one node's line in a Report.

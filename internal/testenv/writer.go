@@ -155,3 +155,36 @@ func History(acked []Write, oldServer, newServer string) (maxGap time.Duration, 
 	}
 	return maxGap, lateOld
 }
+
+// LostWrites are the acknowledged writes that the server does not have.
+func LostWrites(pg *PGNode, acked []Write) ([]Write, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, pg.ConnString("postgres"))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, "SELECT id FROM pgfm_writes")
+	if err != nil {
+		return nil, err
+	}
+	have := map[int]bool{}
+	for rows.Next() {
+		var id int
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		have[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var lost []Write
+	for _, a := range acked {
+		if !have[a.ID] {
+			lost = append(lost, a)
+		}
+	}
+	return lost, nil
+}

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -351,7 +350,7 @@ func measure(t *runT, p profile, s scenario, res *result) {
 			finalPrimary.Name, st.Epoch, st.PrimaryPhase, err, st.Messages)
 	}
 	if finalPrimary != nil {
-		lost, err := lostWrites(finalPrimary.PG, acked)
+		lost, err := testenv.LostWrites(finalPrimary.PG, acked)
 		if err != nil {
 			note("counting lost writes on %s: %v", finalPrimary.Name, err)
 		} else {
@@ -458,39 +457,6 @@ func writable(pg *testenv.PGNode) error {
 		return fmt.Errorf("in recovery")
 	}
 	return nil
-}
-
-// lostWrites are the acknowledged writes that the server does not have.
-func lostWrites(pg *testenv.PGNode, acked []testenv.Write) ([]testenv.Write, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, pg.ConnString("postgres"))
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(context.Background())
-	rows, err := conn.Query(ctx, "SELECT id FROM pgfm_writes")
-	if err != nil {
-		return nil, err
-	}
-	have := map[int]bool{}
-	for rows.Next() {
-		var id int
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		have[id] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	var lost []testenv.Write
-	for _, a := range acked {
-		if !have[a.ID] {
-			lost = append(lost, a)
-		}
-	}
-	return lost, nil
 }
 
 func writeIDs(ws []testenv.Write, limit int) string {

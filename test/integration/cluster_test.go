@@ -29,15 +29,17 @@ type efmStatus struct {
 		XLogReceive string `json:"xlogReceive"`
 		XLogInfo    string `json:"xloginfo"`
 	} `json:"nodes"`
-	AllowedNodes          []string `json:"allowednodes"`
-	MembershipCoordinator string   `json:"membershipcoordinator"`
-	FailoverPriority      []string `json:"failoverpriority"`
-	MinimumStandbys       int      `json:"minimumstandbys"`
-	MissingNodes          []string `json:"missingnodes"`
-	Messages              []string `json:"messages"`
-	Epoch                 uint64   `json:"epoch"`
-	Primary               string   `json:"primary"`
-	PrimaryPhase          string   `json:"primaryPhase"`
+	AllowedNodes          []string       `json:"allowednodes"`
+	MembershipCoordinator string         `json:"membershipcoordinator"`
+	FailoverPriority      []string       `json:"failoverpriority"`
+	MinimumStandbys       int            `json:"minimumstandbys"`
+	MissingNodes          []string       `json:"missingnodes"`
+	Messages              []string       `json:"messages"`
+	Epoch                 uint64         `json:"epoch"`
+	Primary               string         `json:"primary"`
+	PrimaryPhase          string         `json:"primaryPhase"`
+	Maintenance           bool           `json:"maintenance"`
+	Priorities            map[string]int `json:"priorities"`
 }
 
 // status runs cluster-status-json on n; an answer that is not JSON (the
