@@ -34,33 +34,52 @@ func (a *Agent) Promote(ctx context.Context, req httpapi.PromoteRequest) (httpap
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, a.cfg.RemoteTimeout+3*time.Second)
 	defer cancel()
-	snap, err := a.store.Snapshot(cctx)
+	f, err := a.commitManual(cctx, req, target)
 	if err != nil {
-		return httpapi.PromoteResult{}, httpapi.Errorf(http.StatusServiceUnavailable, "cannot read the cluster state: %v", err)
-	}
-	f, err := decide.Manual(a.view(snap, a.voters(cctx)), decide.Request{Switchover: req.Switchover, Target: target})
-	if err != nil {
-		return httpapi.PromoteResult{}, httpapi.Errorf(http.StatusConflict, "%s refused: %v", opName(req.Switchover), err)
-	}
-	next := dcs.Primary{
-		Node: f.To, Epoch: f.NewEpoch, Phase: dcs.PhasePromoting, Previous: f.From,
-		Reason: f.Reason + ", requested on " + a.self, Since: time.Now().UTC(),
-		LastLSN: snap.Primary.LastLSN, Timeline: snap.Primary.Timeline,
-		Switchover: f.Switchover, NoScripts: req.NoScripts,
-	}
-	ok, err := a.store.UpdatePrimary(cctx, snap.PrimaryRev, next)
-	if err != nil {
-		return httpapi.PromoteResult{}, httpapi.Errorf(http.StatusServiceUnavailable, "%s not committed: %v", opName(req.Switchover), err)
-	}
-	if !ok {
-		return httpapi.PromoteResult{}, httpapi.Errorf(http.StatusConflict,
-			"%s not committed: the primary record changed meanwhile (a failover or another operation); check cluster-status and try again", opName(req.Switchover))
+		return httpapi.PromoteResult{}, err
 	}
 	a.log.Warn(opName(req.Switchover)+" committed", "from", f.From, "to", f.To, "epoch", f.NewEpoch)
 	if !req.Quiet {
 		a.notify(ctx, hook.Warning, "Manual "+opName(req.Switchover), fmt.Sprintf("%s requested on %s: %s replaces %s (epoch %d).", opName(req.Switchover), a.self, f.To, f.From, f.NewEpoch))
 	}
 	return a.awaitOperation(ctx, f, start), nil
+}
+
+// commitManual decides and commits on a fresh snapshot. A running
+// primary moves its record's LastLSN forward all the time, which fails the
+// revision guard without changing anything that matters: that is retried
+// on a new snapshot; a new epoch is not.
+func (a *Agent) commitManual(ctx context.Context, req httpapi.PromoteRequest, target string) (decide.Failover, error) {
+	name := opName(req.Switchover)
+	var epoch uint64
+	for {
+		snap, err := a.store.Snapshot(ctx)
+		if err != nil {
+			return decide.Failover{}, httpapi.Errorf(http.StatusServiceUnavailable, "cannot read the cluster state: %v", err)
+		}
+		if epoch != 0 && snap.Primary.Epoch != epoch {
+			return decide.Failover{}, httpapi.Errorf(http.StatusConflict,
+				"%s not committed: epoch %d named %s meanwhile (a failover or another operation); check cluster-status and try again", name, snap.Primary.Epoch, snap.Primary.Node)
+		}
+		epoch = snap.Primary.Epoch
+		f, err := decide.Manual(a.view(snap, a.voters(ctx)), decide.Request{Switchover: req.Switchover, Target: target})
+		if err != nil {
+			return f, httpapi.Errorf(http.StatusConflict, "%s refused: %v", name, err)
+		}
+		next := dcs.Primary{
+			Node: f.To, Epoch: f.NewEpoch, Phase: dcs.PhasePromoting, Previous: f.From,
+			Reason: f.Reason + ", requested on " + a.self, Since: time.Now().UTC(),
+			LastLSN: snap.Primary.LastLSN, Timeline: snap.Primary.Timeline,
+			Switchover: f.Switchover, NoScripts: req.NoScripts,
+		}
+		ok, err := a.store.UpdatePrimary(ctx, snap.PrimaryRev, next)
+		if err != nil {
+			return f, httpapi.Errorf(http.StatusServiceUnavailable, "%s not committed: %v", name, err)
+		}
+		if ok {
+			return f, nil
+		}
+	}
 }
 
 func opName(switchover bool) string {

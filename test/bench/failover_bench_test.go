@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pgfm/pgfm/internal/httpapi"
 	"github.com/pgfm/pgfm/internal/testenv"
 )
 
@@ -54,6 +55,8 @@ var scenarios = []scenario{
 	{"node-freeze", true, nil},   // SIGSTOP of the agent and every postgres process
 	{"agent-kill", false, nil},   // the primary's agent killed alone
 	{"short-freeze", false, nil}, // SIGSTOP for half of node.timeout
+	// pgfm promote -switchover: a planned swap, no write may be lost.
+	{"switchover", true, nil},
 }
 
 const (
@@ -73,13 +76,16 @@ type result struct {
 	resumedAfter time.Duration // fault → first acknowledged write on the new primary
 	lost         int           // acknowledged, missing on the final primary
 	lostKnown    bool
-	split        int  // acknowledged by the old primary after the new one's first
-	noPrimary    bool // at the end, the primary the cluster names is not writable
-	rssMiB       float64
-	cpuPct       float64
-	notes        []string // failures of the system under test
-	harness      string   // failures of the harness (the run is incomplete)
-	skip         string
+	split        int // acknowledged by the old primary after the new one's first
+	// rejoin: the fault → the old primary streaming from the new one
+	// (switchover: as the promote command reports it).
+	rejoin    time.Duration
+	noPrimary bool // at the end, the primary the cluster names is not writable
+	rssMiB    float64
+	cpuPct    float64
+	notes     []string // failures of the system under test
+	harness   string   // failures of the harness (the run is incomplete)
+	skip      string
 }
 
 func runs() int {
@@ -226,6 +232,17 @@ func measure(t *runT, p profile, s scenario, res *result) {
 		}
 	case "agent-kill":
 		old.Kill(t)
+	case "switchover":
+		out, errOut, code := old.CLI(t, "promote", old.Cluster, "-switchover", "-json")
+		var sw httpapi.PromoteResult
+		if err := json.Unmarshal([]byte(out), &sw); err != nil || code != 0 || !sw.Done {
+			note("promote -switchover: exit %d, %v, %+v; stderr %s", code, err, sw, strings.TrimSpace(errOut))
+		}
+		for _, step := range sw.Steps {
+			if step.Name == "old primary streaming" {
+				res.rejoin = time.Duration(step.After)
+			}
+		}
 	default:
 		t.Fatalf("unknown scenario %s", s.name)
 	}
@@ -520,6 +537,9 @@ func describe(p profile, s scenario, r result) string {
 	if r.noPrimary {
 		b.WriteString(", NO WRITABLE PRIMARY AT THE END")
 	}
+	if r.rejoin > 0 {
+		fmt.Fprintf(&b, ", old primary streaming %.2fs after the fault", r.rejoin.Seconds())
+	}
 	fmt.Fprintf(&b, ", lost %s, split-brain %d, agent RSS %.1f MiB, CPU %.1f%%\n", lost, r.split, r.rssMiB, r.cpuPct)
 	for _, n := range r.notes {
 		fmt.Fprintf(&b, "    NOTE: %s\n", n)
@@ -558,11 +578,12 @@ type row struct {
 	noPrimary        int // runs that ended without a writable primary
 	rssMiB, cpuPct   float64
 	expectFailover   bool
+	rejoin           time.Duration // median fault → old primary streaming; 0: none
 }
 
 func summarize(s scenario, res []result) row {
 	rw := row{scenario: s.name, expectFailover: s.failover}
-	var gaps []time.Duration
+	var gaps, rejoins []time.Duration
 	var cpu float64
 	for _, r := range res {
 		if r.harness != "" {
@@ -583,6 +604,13 @@ func summarize(s scenario, res []result) row {
 		}
 		rw.rssMiB = max(rw.rssMiB, r.rssMiB)
 		cpu += r.cpuPct
+		if r.rejoin > 0 {
+			rejoins = append(rejoins, r.rejoin)
+		}
+	}
+	if len(rejoins) > 0 {
+		slices.Sort(rejoins)
+		rw.rejoin = rejoins[len(rejoins)/2]
 	}
 	rw.gaps = len(gaps)
 	if len(gaps) > 0 {
@@ -609,7 +637,7 @@ func table(p profile, n int, rows []row) string {
 	}
 	fmt.Fprintf(&b, "), %d run(s) per scenario\n", n)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\truns\tfailovers\tunavail median s\tmin s\tmax s\tlost writes\tsplit-brain writes\tagent RSS max MiB\tagent CPU %\tno primary at end")
+	fmt.Fprintln(tw, "scenario\truns\tfailovers\tunavail median s\tmin s\tmax s\tlost writes\tsplit-brain writes\tagent RSS max MiB\tagent CPU %\tno primary at end\told primary streaming s")
 	for _, r := range rows {
 		fo := fmt.Sprintf("%d", r.failovers)
 		if !r.expectFailover {
@@ -620,11 +648,15 @@ func table(p profile, n int, rows []row) string {
 			lost += fmt.Sprintf(" (%d unknown)", r.lostUnknown)
 		}
 		if r.gaps == 0 {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t-\t-\t-\t%s\t%d\t-\t-\t%d\n", r.scenario, r.runs, fo, lost, r.split, r.noPrimary)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t-\t-\t-\t%s\t%d\t-\t-\t%d\t-\n", r.scenario, r.runs, fo, lost, r.split, r.noPrimary)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%.2f\t%.2f\t%.2f\t%s\t%d\t%.1f\t%.1f\t%d\n", r.scenario, r.runs, fo,
-			r.median.Seconds(), r.min.Seconds(), r.max.Seconds(), lost, r.split, r.rssMiB, r.cpuPct, r.noPrimary)
+		rejoin := "-"
+		if r.rejoin > 0 {
+			rejoin = fmt.Sprintf("%.2f", r.rejoin.Seconds())
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%.2f\t%.2f\t%.2f\t%s\t%d\t%.1f\t%.1f\t%d\t%s\n", r.scenario, r.runs, fo,
+			r.median.Seconds(), r.min.Seconds(), r.max.Seconds(), lost, r.split, r.rssMiB, r.cpuPct, r.noPrimary, rejoin)
 	}
 	tw.Flush()
 	return b.String()

@@ -1,0 +1,232 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgfm/pgfm/internal/httpapi"
+	"github.com/pgfm/pgfm/internal/testenv"
+)
+
+// cli runs a pgfm command on n and fails the test unless it exits 0.
+func cli(t *testing.T, n *testenv.Node, args ...string) string {
+	t.Helper()
+	out, errOut, code := n.CLI(t, args...)
+	if code != 0 {
+		t.Fatalf("pgfm %s exited %d\nstdout:\n%s\nstderr:\n%s\nevents:\n%s", strings.Join(args, " "), code, out, errOut, n.Output())
+	}
+	return out
+}
+
+// waitStreaming waits until standby's database is in recovery and streams
+// from primary.
+func waitStreaming(t *testing.T, standby, primary *testenv.Node) {
+	t.Helper()
+	testenv.WaitFor(t, 60*time.Second, standby.Name+" streams from "+primary.Name, func() (bool, error) {
+		var rec bool
+		var sender string
+		if err := standby.PG.TryQueryRow("SELECT pg_is_in_recovery(), coalesce((SELECT sender_host FROM pg_stat_wal_receiver WHERE status = 'streaming'), '')", &rec, &sender); err != nil {
+			return false, err
+		}
+		return check(rec && sender == primary.Host, "in recovery %t, streaming from %q", rec, sender)
+	})
+}
+
+// noLostWrites stops the writer and checks that every acknowledged write
+// is on the final primary.
+func (fc *failoverCluster) noLostWrites(t *testing.T, final *testenv.Node) {
+	t.Helper()
+	fc.writer.WaitAcked(t, final.Host, 30*time.Second)
+	fc.writer.Stop()
+	acked := fc.writer.Acked()
+	lost, err := testenv.LostWrites(final.PG, acked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lost) > 0 {
+		t.Fatalf("%d of %d acknowledged writes missing on the final primary %s: first %+v", len(lost), len(acked), final.Name, lost[0])
+	}
+	gap, _ := testenv.History(acked, "", "")
+	t.Logf("%d acknowledged writes, none lost; longest write gap %s", len(acked), gap)
+}
+
+// A switchover to a named standby and back (to the first of the priority
+// order) with a client writing: no acknowledged write lost, the old
+// primary streaming from the new one each time with no rewind, the other
+// standby following, the scripts run.
+func TestSwitchoverAndBack(t *testing.T) {
+	fc := newFailoverCluster(t, nil)
+	old, target, other := fc.Nodes[0], fc.Nodes[1], fc.Nodes[2]
+
+	out := cli(t, fc.Nodes[3], "promote", "prod", "-switchover", "-candidate", target.Host)
+	t.Logf("switchover:\n%s", out)
+	if !strings.Contains(out, "Switchover completed") || !strings.Contains(out, "old primary streaming") {
+		t.Fatalf("promote -switchover printed:\n%s", out)
+	}
+	waitStreaming(t, old, target)
+	waitStreaming(t, other, target)
+	fc.writer.WaitAcked(t, target.Host, 30*time.Second)
+
+	// Back: set-priority makes the old primary the first of the order.
+	cli(t, old, "set-priority", "prod", old.Host, "1")
+	st := waitStatus(t, fc.Nodes[3], 30*time.Second, "the priority shown", func(st efmStatus, _ int) error {
+		if st.Priorities[old.Host] != 1 || len(st.FailoverPriority) == 0 || st.FailoverPriority[0] != old.Host {
+			return fmt.Errorf("priorities %v, order %v", st.Priorities, st.FailoverPriority)
+		}
+		return nil
+	})
+	if st.Primary != target.Host {
+		t.Fatalf("primary %s, want %s", st.Primary, target.Host)
+	}
+	out = cli(t, other, "promote", "prod", "--switchover", "-json")
+	var res httpapi.PromoteResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("promote -json printed %q: %v", out, err)
+	}
+	if !res.Done || res.To != old.Host || res.From != target.Host || len(res.Steps) != 4 {
+		t.Fatalf("switchover back: %+v", res)
+	}
+	waitStreaming(t, target, old)
+	waitStreaming(t, other, old)
+	fc.noLostWrites(t, old)
+
+	fence, _ := os.ReadFile(fc.fenceLog)
+	if want := target.Host + " " + old.Host + "\n" + old.Host + " " + target.Host + "\n"; string(fence) != want {
+		t.Fatalf("script.fence ran with %q, want %q", fence, want)
+	}
+	testenv.WaitFor(t, 30*time.Second, "script.post.promotion for both", func() (bool, error) {
+		post, _ := os.ReadFile(fc.postLog)
+		return check(strings.Count(string(post), "\n") == 2, "script.post.promotion ran with %q", post)
+	})
+}
+
+// A switchover is refused, with the reason, when its target cannot take
+// over without loss or does not exist.
+func TestSwitchoverRefused(t *testing.T) {
+	fc := newFailoverCluster(t, nil)
+	fc.Nodes[1].PG.Stop(t, "fast")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-switchover", "-candidate", fc.Nodes[1].Host}, "cannot take over without loss"},
+		{[]string{"-switchover", "-candidate", "127.0.0.254"}, "is no member"},
+		{[]string{"-switchover", "-candidate", fc.Nodes[3].Host}, "is a witness"},
+		{[]string{"-switchover", "-candidate", "not-an-ip"}, "is not an IP address"},
+	} {
+		_, errOut, code := fc.Nodes[0].CLI(t, append([]string{"promote", "prod"}, c.args...)...)
+		if code == 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("promote %v: exit %d, stderr %q; want a refusal saying %q", c.args, code, errOut, c.want)
+		}
+	}
+	if st, _, err := status(t, fc.Nodes[3]); err != nil || st.Epoch != 1 || st.Primary != fc.Nodes[0].Host {
+		t.Fatalf("a refused switchover changed the cluster: %+v %v", st, err)
+	}
+}
+
+// With auto.failover=false a dead primary is not replaced until an
+// operator runs promote; then the best standby is promoted through the
+// fenced path and the other follows it.
+func TestManualPromoteWithDeadPrimary(t *testing.T) {
+	fc := newFailoverCluster(t, map[string]string{"auto.failover": "false"})
+	old := fc.Primary()
+	old.Kill(t)
+	old.PG.Kill(t)
+	waitStatus(t, fc.Nodes[3], 30*time.Second, "the primary seen down", func(st efmStatus, _ int) error {
+		if n := st.Nodes[old.Host]; n.Agent != "DOWN" || n.DB != "DOWN" {
+			return fmt.Errorf("primary %+v", n)
+		}
+		return nil
+	})
+	testenv.WaitFor(t, 30*time.Second, "the manual failover notification", func() (bool, error) {
+		notes, _ := os.ReadFile(fc.noteLog)
+		return check(strings.Contains(string(notes), "Potential manual failover required"), "notifications:\n%s", notes)
+	})
+	if st, _, err := status(t, fc.Nodes[3]); err != nil || st.Epoch != 1 {
+		t.Fatalf("auto.failover=false but the cluster failed over: %+v %v", st, err)
+	}
+	out := cli(t, fc.Nodes[3], "promote", "prod")
+	if !strings.Contains(out, "Promotion completed") {
+		t.Fatalf("promote printed:\n%s", out)
+	}
+	np := fc.waitNewPrimary(t, old, 30*time.Second)
+	for _, n := range fc.Nodes[1:3] {
+		if n != np {
+			waitStreaming(t, n, np)
+		}
+	}
+	fence, _ := os.ReadFile(fc.fenceLog)
+	if want := np.Host + " " + old.Host; strings.TrimSpace(string(fence)) != want {
+		t.Fatalf("script.fence ran with %q, want %q", fence, want)
+	}
+	fc.writer.WaitAcked(t, np.Host, 30*time.Second)
+}
+
+// set-priority decides between standbys holding the same WAL: the lower
+// address would win without it.
+func TestSetPriorityChoosesTheWinner(t *testing.T) {
+	fc := newFailoverCluster(t, nil)
+	old, first, second := fc.Nodes[0], fc.Nodes[1], fc.Nodes[2]
+	fc.writer.Stop() // so both standbys hold the same WAL when the primary dies
+	cli(t, old, "set-priority", "prod", second.Host, "1")
+	cli(t, old, "set-priority", "prod", first.Host, "2")
+	waitStatus(t, fc.Nodes[3], 30*time.Second, "both standbys in sync, priorities shown", func(st efmStatus, code int) error {
+		if code != 0 || st.Priorities[second.Host] != 1 || st.Priorities[first.Host] != 2 {
+			return fmt.Errorf("exit %d, priorities %v, messages %v", code, st.Priorities, st.Messages)
+		}
+		return nil
+	})
+	old.PG.Kill(t)
+	np := fc.waitNewPrimary(t, old, 60*time.Second)
+	if np != second {
+		t.Fatalf("%s was promoted; set-priority named %s first", np.Name, second.Name)
+	}
+	waitStreaming(t, first, second)
+}
+
+// Maintenance mode holds off the failover of a killed primary postmaster
+// (and its local restart); the failover happens once it is turned off.
+func TestMaintenanceModeHoldsFailover(t *testing.T) {
+	fc := newFailoverCluster(t, map[string]string{"primary.restart.timeout": "20"})
+	old := fc.Primary()
+	out := cli(t, fc.Nodes[2], "maintenance", "prod", "on")
+	if !strings.Contains(out, "maintenance mode") {
+		t.Fatalf("maintenance on printed %q", out)
+	}
+	waitStatus(t, fc.Nodes[3], 30*time.Second, "maintenance mode shown", func(st efmStatus, _ int) error {
+		return checkErr(st.Maintenance, "maintenance %t, messages %v", st.Maintenance, st.Messages)
+	})
+	old.PG.Kill(t)
+	killed := time.Now()
+	waitStatus(t, fc.Nodes[3], 30*time.Second, "the primary's database seen down", func(st efmStatus, _ int) error {
+		return checkErr(st.Nodes[old.Host].DB == "DOWN", "primary %+v", st.Nodes[old.Host])
+	})
+	// Three node.timeouts: a failover would have happened long before.
+	for time.Since(killed) < 9*time.Second {
+		st, _, err := status(t, fc.Nodes[3])
+		if err == nil && (st.Primary != old.Host || st.Epoch != 1) {
+			t.Fatalf("failover in maintenance mode: %+v", st)
+		}
+		if old.PG.Running(t) {
+			t.Fatal("the primary's database was restarted locally in maintenance mode")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	cli(t, fc.Nodes[1], "maintenance", "prod", "off")
+	np := fc.waitNewPrimary(t, old, 60*time.Second)
+	fc.writer.WaitAcked(t, np.Host, 30*time.Second)
+	if st, _, err := status(t, fc.Nodes[3]); err != nil || st.Maintenance {
+		t.Fatalf("maintenance still shown after off: %+v %v", st, err)
+	}
+}
+
+func checkErr(ok bool, format string, args ...any) error {
+	if ok {
+		return nil
+	}
+	return fmt.Errorf(format, args...)
+}
