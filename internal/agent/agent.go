@@ -50,9 +50,12 @@ type Agent struct {
 	binDir string    // PostgreSQL programs (db.bin or pg_config --bindir)
 	exec   *executor // the only hand on the postmaster and the virtual IP
 	// probe observes a database (postgres.Observe; a fake in flow tests).
-	probe  func(ctx context.Context, connString string) (cluster.DBObservation, error)
-	runner *hook.Runner
-	notes  *hook.Queue // notifications, delivered off the caller's path
+	probe func(ctx context.Context, connString string) (cluster.DBObservation, error)
+	// waitReplayed waits for the local standby's replay to pass an LSN
+	// (postgres.WaitReplayed; a fake in flow tests).
+	waitReplayed func(ctx context.Context, connString string, lsn cluster.LSN, poll time.Duration) (cluster.LSN, error)
+	runner       *hook.Runner
+	notes        *hook.Queue // notifications, delivered off the caller's path
 
 	member  *etcdmember.Member // nil with an external etcd
 	store   store
@@ -105,17 +108,18 @@ const notificationQueue = 64
 func New(cfg config.Config, log *slog.Logger) *Agent {
 	self := cfg.BindAddress.Addr().String()
 	return &Agent{
-		cfg:         cfg,
-		log:         log.With("cluster", cfg.Cluster, "node", self),
-		self:        self,
-		bind:        cfg.BindAddress.String(),
-		peerURL:     url.URL{Scheme: "http", Host: cfg.BindAddress.String()},
-		adminURL:    httpapi.URL(self, cfg.AdminPort),
-		fatal:       make(chan error, 4),
-		publishKick: make(chan struct{}, 1),
-		roleKick:    make(chan struct{}, 1),
-		coordKick:   make(chan struct{}, 1),
-		probe:       postgres.Observe,
+		cfg:          cfg,
+		log:          log.With("cluster", cfg.Cluster, "node", self),
+		self:         self,
+		bind:         cfg.BindAddress.String(),
+		peerURL:      url.URL{Scheme: "http", Host: cfg.BindAddress.String()},
+		adminURL:     httpapi.URL(self, cfg.AdminPort),
+		fatal:        make(chan error, 4),
+		publishKick:  make(chan struct{}, 1),
+		roleKick:     make(chan struct{}, 1),
+		coordKick:    make(chan struct{}, 1),
+		probe:        postgres.Observe,
+		waitReplayed: postgres.WaitReplayed,
 	}
 }
 

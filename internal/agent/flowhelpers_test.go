@@ -364,6 +364,19 @@ func (cl *flowCluster) start(addr string, change ...func(*config.Config)) *flowA
 	log := slog.New(flowLogHandler{r: cl.log})
 	a := New(cfg, log)
 	a.probe = cl.probe(addr)
+	a.waitReplayed = func(ctx context.Context, _ string, lsn cluster.LSN, poll time.Duration) (cluster.LSN, error) {
+		for {
+			o := cl.dbs[addr].observation()
+			if o.ReplayLSN > lsn {
+				return o.ReplayLSN, nil
+			}
+			select {
+			case <-ctx.Done():
+				return o.ReplayLSN, ctx.Err()
+			case <-time.After(poll):
+			}
+		}
+	}
 	a.store = cl.store
 	a.exec = &executor{db: cl.dbs[addr], margin: a.fenceMargin(), leaseValidFor: a.leaseValidFor}
 	a.runner = hook.NewRunner(a.log)

@@ -48,6 +48,10 @@ func (a *Agent) demote(ctx context.Context, d node.Demote) {
 	a.mu.Lock()
 	a.demoted = dem
 	a.mu.Unlock()
+	rec, _ := a.currentPrimary()
+	if rec.Epoch == d.Epoch {
+		a.publishDemotion(ctx, rec)
+	}
 	a.wake(a.publishKick)
 }
 
@@ -58,6 +62,9 @@ func (a *Agent) startAsStandby(ctx context.Context, s node.StartAsStandby) {
 		a.log.Warn("switchover: cannot start the old primary as a standby yet; retrying", "err", err)
 		return
 	}
+	a.mu.Lock()
+	a.demoted = nil // started: node.Step must not start it again
+	a.mu.Unlock()
 	a.log.Info("switchover: the old primary runs as a standby", "primary", s.Primary, "epoch", s.Epoch)
 	a.notify(ctx, hook.Info, "Switchover has completed", fmt.Sprintf("%s runs as a standby of the new primary %s (epoch %d).", a.self, s.Primary, s.Epoch))
 	a.wake(a.publishKick)
@@ -128,7 +135,7 @@ func (a *Agent) oldPrimaryOut(ctx context.Context, rec dcs.Primary) bool {
 			switch {
 			case !alive:
 				if rec.Switchover {
-					a.log.Warn("switchover: the old primary's agent is gone; promoting as after a failover", "old", rec.Previous)
+					a.switchoverBecameFailover(ctx, rec, "the old primary's agent is gone")
 				}
 				return true
 			case st.Epoch < rec.Epoch || st.DB.Up:
@@ -136,7 +143,7 @@ func (a *Agent) oldPrimaryOut(ctx context.Context, rec dcs.Primary) bool {
 				return true
 			case st.Demoted != nil && st.Demoted.Epoch == rec.Epoch:
 				if st.Demoted.Checkpoint == 0 {
-					a.log.Warn("switchover: the old primary did not stop cleanly; promoting as after a failover", "old", rec.Previous)
+					a.switchoverBecameFailover(ctx, rec, "the old primary did not stop cleanly")
 					return true
 				}
 				return a.replayedPast(ctx, rec, st.Demoted.Checkpoint)
@@ -155,25 +162,52 @@ func (a *Agent) oldPrimaryOut(ctx context.Context, rec dcs.Primary) bool {
 	}
 }
 
+// switchoverBecameFailover says that the switchover of rec promotes
+// without the old primary's last position: as after a failover, within
+// max.failover.lag.
+func (a *Agent) switchoverBecameFailover(ctx context.Context, rec dcs.Primary, why string) {
+	a.log.Warn("switchover: "+why+"; promoting as after a failover", "old", rec.Previous, "epoch", rec.Epoch)
+	a.notify(ctx, hook.Severe, "Switchover became a failover", fmt.Sprintf("Switchover from %s to %s (epoch %d): %s, so %s is promoted as after a failover; writes the old primary acknowledged last may be missing (at most max.failover.lag).",
+		rec.Previous, rec.Node, rec.Epoch, why, rec.Node))
+}
+
 // replayedPast waits until this standby has replayed the old primary's
-// shutdown checkpoint at lsn: replay ends past the record's start. It
-// waits as long as the record names this node; a standby that cannot get
-// the WAL is not promoted with less.
+// shutdown checkpoint at lsn. It waits as long as the record names this
+// node; a standby that cannot get the WAL is not promoted with less.
 func (a *Agent) replayedPast(ctx context.Context, rec dcs.Primary, lsn cluster.LSN) bool {
-	warnAt := time.Now().Add(a.cfg.LocalTimeout)
+	a.log.Info("switchover: the old primary stopped cleanly; replaying up to its last checkpoint", "checkpoint", lsn)
 	for {
-		obs := a.observeLocal(ctx)
-		if obs.Up && obs.InRecovery && obs.ReplayLSN > lsn {
-			a.log.Info("switchover: replayed the old primary's last checkpoint", "checkpoint", lsn, "replayed", obs.ReplayLSN)
+		wctx, cancel := context.WithTimeout(ctx, a.cfg.LocalTimeout)
+		got, err := a.waitReplayed(wctx, a.localConnString(), lsn, 5*time.Millisecond)
+		cancel()
+		if err == nil {
+			a.log.Info("switchover: replayed the old primary's last checkpoint", "checkpoint", lsn, "replayed", got)
 			return true
 		}
 		if cur, _ := a.currentPrimary(); cur.Epoch != rec.Epoch || ctx.Err() != nil {
 			return false
 		}
-		if time.Now().After(warnAt) {
-			a.log.Warn("switchover: still waiting to replay the old primary's last checkpoint", "checkpoint", lsn, "replayed", obs.ReplayLSN, "received", obs.ReceiveLSN, "err", obs.Error)
-			warnAt = time.Now().Add(a.cfg.LocalTimeout)
-		}
-		sleep(ctx, 10*time.Millisecond)
+		a.log.Warn("switchover: still waiting to replay the old primary's last checkpoint", "checkpoint", lsn, "replayed", got, "err", err)
+		sleep(ctx, a.cfg.LocalPeriod)
+	}
+}
+
+// publishDemotion tells the cluster at once that the old primary's
+// database stopped cleanly and where its WAL ends: the new primary waits
+// for it, so it does not wait for the next full observation.
+func (a *Agent) publishDemotion(ctx context.Context, rec dcs.Primary) {
+	a.mu.Lock()
+	st, live, dem := a.status, a.live, a.demoted
+	a.mu.Unlock()
+	if live == nil || dem == nil || st.Address == "" {
+		return
+	}
+	st.DB = cluster.DBObservation{Error: "stopped for the switchover", Timeline: st.DB.Timeline, CurrentLSN: st.DB.CurrentLSN}
+	st.Type, st.Epoch, st.Demoted, st.ObservedAt = cluster.Idle, rec.Epoch, dem, time.Now().UTC()
+	st.IdleReason = fmt.Sprintf("database stopped for the switchover to %s (epoch %d)", rec.Node, rec.Epoch)
+	pctx, cancel := context.WithTimeout(ctx, max(a.cfg.LocalPeriod, time.Second))
+	defer cancel()
+	if err := a.store.PublishStatus(pctx, live, st); err != nil {
+		a.log.Warn("switchover: cannot publish the demotion yet; the next publication carries it", "err", err)
 	}
 }

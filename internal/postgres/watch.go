@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgfm/pgfm/internal/cluster"
 )
 
 // ErrConnectionLost says a watched connection broke: the server stopped,
@@ -30,9 +33,10 @@ func WatchConnection(ctx context.Context, connString string) error {
 		return fmt.Errorf("postgres: watch connection: %w", err)
 	}
 	defer closeConn(ctx, conn)
-	if _, err := conn.Exec(ctx, "LISTEN "+watchChannel); err != nil {
-		return watchEnd(ctx, err)
-	}
+	// A standby refuses LISTEN ("cannot execute LISTEN during recovery"),
+	// but its backend waits on the socket all the same: keep the
+	// connection, idle, and wait for it to break.
+	_, _ = conn.Exec(ctx, "LISTEN "+watchChannel)
 	for {
 		if _, err := conn.WaitForNotification(ctx); err != nil {
 			return watchEnd(ctx, err)
@@ -47,4 +51,34 @@ func watchEnd(ctx context.Context, err error) error {
 		return ctx.Err()
 	}
 	return fmt.Errorf("postgres: watch connection: %w: %v", ErrConnectionLost, err)
+}
+
+// WaitReplayed waits, on one connection polled every poll, until the
+// standby at connString has replayed WAL past lsn: a replay position past
+// a record's start means the record was replayed. It returns the replay
+// position reached, or an error when the connection fails or ctx ends.
+func WaitReplayed(ctx context.Context, connString string, lsn cluster.LSN, poll time.Duration) (cluster.LSN, error) {
+	conn, err := pgx.Connect(ctx, connString)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: wait for replay: %w", err)
+	}
+	defer closeConn(ctx, conn)
+	for {
+		var s string
+		if err := conn.QueryRow(ctx, "SELECT coalesce(pg_last_wal_replay_lsn()::text, '0/0')").Scan(&s); err != nil {
+			return 0, fmt.Errorf("postgres: wait for replay: %w", err)
+		}
+		got, err := cluster.ParseLSN(s)
+		if err != nil {
+			return 0, fmt.Errorf("postgres: wait for replay: %w", err)
+		}
+		if got > lsn {
+			return got, nil
+		}
+		select {
+		case <-ctx.Done():
+			return got, ctx.Err()
+		case <-time.After(poll):
+		}
+	}
 }
