@@ -65,7 +65,11 @@ func (a *Agent) Report(ctx context.Context) (cluster.Report, error) {
 		p := snap.Primary
 		rep.Epoch, rep.PrimaryNode, rep.PrimaryPhase = p.Epoch, p.Node, string(p.Phase)
 		if p.Phase != dcs.PhasePromoted {
-			rep.Messages = append(rep.Messages, fmt.Sprintf("Failover to %s (epoch %d, replacing %s): %s. %s", p.Node, p.Epoch, p.Previous, p.Phase, p.Detail))
+			msg := fmt.Sprintf("Failover to %s (epoch %d, replacing %s): %s. %s", p.Node, p.Epoch, p.Previous, p.Phase, p.Detail)
+			if p.Phase != dcs.PhasePromoting {
+				msg += fmt.Sprintf(" Way out: `pgfm promote %s` retries with the best standby (-candidate ADDR to choose; -noscripts skips script.fence: only if you fenced %s yourself).", a.cfg.Cluster, p.Previous)
+			}
+			rep.Messages = append(rep.Messages, msg)
 		}
 	}
 	if a.cfg.VirtualIPSingle {

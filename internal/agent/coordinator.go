@@ -120,7 +120,7 @@ func (a *Agent) view(snap dcs.Snapshot, voters int) decide.View {
 	}
 	v := decide.View{
 		Settings: s, Epoch: snap.Primary.Epoch, Voters: voters,
-		Primary: decide.PrimaryRecord{Node: snap.Primary.Node, Epoch: snap.Primary.Epoch, Timeline: snap.Primary.Timeline, LastLSN: snap.Primary.LastLSN, Phase: snap.Primary.Phase},
+		Primary: decide.PrimaryRecord{Node: snap.Primary.Node, Epoch: snap.Primary.Epoch, Timeline: snap.Primary.Timeline, LastLSN: snap.Primary.LastLSN, Phase: snap.Primary.Phase, Previous: snap.Primary.Previous},
 		Members: map[string]decide.MemberView{},
 	}
 	for _, reg := range snap.Registrations {

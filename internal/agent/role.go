@@ -276,7 +276,7 @@ func (a *Agent) failPromotion(ctx context.Context, rec dcs.Primary, rev int64, p
 		a.log.Error("cannot record the failed promotion", "err", err)
 	}
 	a.log.Error(subject, "detail", detail)
-	a.notify(ctx, hook.Severe, subject, detail+" The cluster waits for an operator.")
+	a.notify(ctx, hook.Severe, subject, fmt.Sprintf("%s The cluster waits for an operator: `pgfm promote %s` retries (see cluster-status).", detail, a.cfg.Cluster))
 }
 
 // follow re-points a standby at the new primary once per epoch

@@ -108,7 +108,7 @@ func (a *Agent) applicationName() string {
 
 // oldPrimaryOut waits until the replaced primary can no longer take
 // writes: its agent is gone (its lease expired, so it fenced itself) or
-// it has seen the new epoch with its database down. In a switchover the
+// it has seen the new epoch with its database down or in recovery. In a switchover the
 // old primary's agent also reports its last checkpoint, and this standby
 // replays up to it first. It wakes on every status change.
 func (a *Agent) oldPrimaryOut(ctx context.Context, rec dcs.Primary) bool {
@@ -138,9 +138,10 @@ func (a *Agent) oldPrimaryOut(ctx context.Context, rec dcs.Primary) bool {
 					a.switchoverBecameFailover(ctx, rec, "the old primary's agent is gone")
 				}
 				return true
-			case st.Epoch < rec.Epoch || st.DB.Up:
-			case !rec.Switchover:
-				return true
+			case st.Epoch < rec.Epoch:
+			case !rec.Switchover && (!st.DB.Up || st.DB.InRecovery):
+				return true // down, or a standby: it cannot take writes
+			case st.DB.Up:
 			case st.Demoted != nil && st.Demoted.Epoch == rec.Epoch:
 				if st.Demoted.Checkpoint == 0 {
 					a.switchoverBecameFailover(ctx, rec, "the old primary did not stop cleanly")

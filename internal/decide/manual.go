@@ -27,9 +27,7 @@ func Manual(v View, r Request) (Failover, error) {
 	switch {
 	case p == "":
 		return Failover{}, fmt.Errorf("the cluster has no primary record yet: wait for the first agent to name its primary")
-	case v.Primary.Phase != cluster.PhasePromoted:
-		return Failover{}, fmt.Errorf("another operation is under way: %s is %s (epoch %d); wait for it to end", p, v.Primary.Phase, v.Primary.Epoch)
-	case r.Target == p:
+	case r.Target == p && v.Primary.Phase == cluster.PhasePromoted:
 		return Failover{}, fmt.Errorf("%s is the primary already", p)
 	}
 	if r.Target != "" {
@@ -44,6 +42,9 @@ func Manual(v View, r Request) (Failover, error) {
 	if live, need := liveVoters(v); live < need && !v.Settings.ExternalDCS {
 		return Failover{}, fmt.Errorf("no majority: %d live of %d voting members, %d needed", live, votersOf(v), need)
 	}
+	if v.Primary.Phase != cluster.PhasePromoted {
+		return retry(v, r)
+	}
 	if r.Switchover {
 		return switchover(v, r.Target)
 	}
@@ -57,6 +58,38 @@ func Manual(v View, r Request) (Failover, error) {
 	}
 	why := fmt.Sprintf("manual promotion of %s (%s)", best.Node, best.LSN)
 	return Failover{From: p, To: best.Node, NewEpoch: v.Epoch + 1, Reason: why}, nil
+}
+
+// retry is the way out of a failover that stopped: fence-failed,
+// promote-failed, or promoting with the named node's agent gone. The old
+// primary was out before the named node could fence or promote, so the
+// new epoch replaces the named node (it may have promoted before it
+// failed): the new primary waits until that node is not writable. Naming
+// the same node again replaces the old primary once more. A promoting
+// node whose agent runs is still at work: refused.
+func retry(v View, r Request) (Failover, error) {
+	named, old := v.Primary.Node, v.Primary.Previous
+	switch {
+	case r.Switchover:
+		return Failover{}, fmt.Errorf("a failover to %s is %s (epoch %d): a switchover needs a running primary; use promote without -switchover", named, v.Primary.Phase, v.Primary.Epoch)
+	case v.Primary.Phase == cluster.PhasePromoting && v.Members[named].Status != nil:
+		return Failover{}, fmt.Errorf("a failover to %s is under way (epoch %d, promoting); wait for it to end", named, v.Primary.Epoch)
+	case old == "":
+		return Failover{}, fmt.Errorf("the primary record names %s (%s) with no previous primary: nothing to retry", named, v.Primary.Phase)
+	}
+	// Candidates are judged as followers of the old primary.
+	w := v
+	w.Primary.Node = old
+	best, err := pick(Candidates(w), r.Target)
+	if err != nil {
+		return Failover{}, err
+	}
+	from := named
+	if best.Node == named {
+		from = old
+	}
+	why := fmt.Sprintf("manual promotion of %s (%s) after the failover to %s ended %s", best.Node, best.LSN, named, v.Primary.Phase)
+	return Failover{From: from, To: best.Node, NewEpoch: v.Epoch + 1, Reason: why}, nil
 }
 
 // pick is the named candidate, or the best one.

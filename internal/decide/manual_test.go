@@ -8,6 +8,16 @@ import (
 	"github.com/pgfm/pgfm/internal/cluster"
 )
 
+// stuck: a failover from the primary p to s1 stopped in phase ph; p is
+// down.
+func stuck(ph cluster.Phase) edit {
+	return func(v *View, now time.Time) {
+		nodeFailed(p)(v, now)
+		v.Primary = PrimaryRecord{Node: s1, Previous: p, Epoch: 8, Phase: ph, Timeline: 1, LastLSN: lsn0}
+		v.Epoch = 8
+	}
+}
+
 // TestManual checks `pgfm promote` and `pgfm promote -switchover` row by
 // row: want is "from -> to" (with " switchover" for a switchover), or
 // "✗ " and a substring of the refusal.
@@ -38,7 +48,13 @@ func TestManual(t *testing.T) {
 		{"switchover: standby lagging over max.failover.lag", Request{Switchover: true}, []edit{standbyEdit(p, func(st *cluster.MemberStatus) { st.DB.CurrentLSN = lsn0 + 17*mib })}, "✗ no standby can take over without loss"},
 		{"switchover with the primary's agent down", Request{Switchover: true}, []edit{agentDown(p)}, "✗ the primary's agent on 10.0.0.1 is down"},
 		{"switchover with the primary's database down", Request{Switchover: true}, []edit{localDBDown(p)}, "✗ is not a running primary"},
-		{"refused while a failover is under way", Request{}, []edit{func(v *View, _ time.Time) { v.Primary.Phase = cluster.PhasePromoting }}, "✗ another operation is under way"},
+		{"refused while a failover is under way", Request{}, []edit{stuck(cluster.PhasePromoting)}, "✗ a failover to 10.0.0.2 is under way"},
+		{"promoting node's agent gone: the other standby replaces it", Request{}, []edit{stuck(cluster.PhasePromoting), agentDown(s1), func(v *View, _ time.Time) { v.Voters = 3 }}, s1 + " -> " + s2},
+		{"promoting node's agent gone, no majority left: refused", Request{}, []edit{stuck(cluster.PhasePromoting), agentDown(s1)}, "✗ no majority"},
+		{"fence-failed: the named standby again, replacing the old primary", Request{Target: s1}, []edit{stuck(cluster.PhaseFenceFailed)}, p + " -> " + s1},
+		{"fence-failed: the best standby", Request{}, []edit{stuck(cluster.PhaseFenceFailed), received(s2, lsn0+1)}, s1 + " -> " + s2},
+		{"promote-failed: another standby replaces the named one", Request{Target: s2}, []edit{stuck(cluster.PhasePromoteFailed)}, s1 + " -> " + s2},
+		{"fence-failed: no switchover", Request{Switchover: true}, []edit{stuck(cluster.PhaseFenceFailed)}, "✗ a switchover needs a running primary"},
 		{"refused without a majority", Request{}, []edit{agentDown(s1), agentDown(s2), agentDown(w)}, "✗ no majority"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -65,6 +65,7 @@ type PrimaryRecord struct {
 	Timeline uint32      // its timeline
 	LastLSN  cluster.LSN // the last WAL position it published
 	Phase    cluster.Phase
+	Previous string // the primary it replaced
 }
 
 // MemberView is one member as the coordinator sees it.

@@ -233,6 +233,22 @@ func TestFailingFenceScriptStopsPromotion(t *testing.T) {
 			t.Fatalf("standby %s was promoted although script.fence failed", n.Name)
 		}
 	}
+	if !strings.Contains(strings.Join(st.Messages, " "), "pgfm promote prod") {
+		t.Fatalf("cluster-status does not say the way out: %v", st.Messages)
+	}
+
+	// The way out: the operator fixes the fencing and runs promote.
+	writeScript(t, filepath.Join(dir, "fence.sh"), `echo "$@" >> `+fc.fenceLog)
+	out := cli(t, fc.Nodes[3], "promote", "prod")
+	if !strings.Contains(out, "Promotion completed") {
+		t.Fatalf("promote after fence-failed printed:\n%s", out)
+	}
+	np := fc.waitNewPrimary(t, old, 60*time.Second)
+	fc.writer.WaitAcked(t, np.Host, 30*time.Second)
+	fence, _ := os.ReadFile(fc.fenceLog)
+	if !strings.Contains(string(fence), np.Host+" ") {
+		t.Fatalf("script.fence did not run for the retry: %q", fence)
+	}
 }
 
 // TestIdleAndResume: a standby whose database fails goes idle (never a
