@@ -71,6 +71,11 @@ type Config struct {
 	RecoveryCheckPeriod      time.Duration // recovery.check.period, default 0.2s (EFM: 1s)
 	AutoResumeStartupPeriod  time.Duration // auto.resume.startup.period, default 0 = wait for `pgfm resume`
 	AutoResumeFailurePeriod  time.Duration // auto.resume.failure.period, default 0 = wait for `pgfm resume`
+	// AutoRewind and AutoBasebackup (EFM 5): rebuild this node's old
+	// primary as a standby of the cluster's primary, with pg_rewind (and
+	// pg_basebackup when that cannot), instead of leaving it stopped.
+	AutoRewind     bool
+	AutoBasebackup bool
 
 	// Scripts: command lines as written (hook.Split syntax, absolute program
 	// path, EFM placeholders left for hook.Runner to expand); "" = none.

@@ -154,6 +154,8 @@ func keyTable() []keySpec {
 		sup("recovery.check.period", kindSeconds, "0.2", optional, "0.2", func(c *Config) any { return &c.RecoveryCheckPeriod }),
 		sup("auto.resume.startup.period", kindSecondsOrZero, "0", optional, "0", func(c *Config) any { return &c.AutoResumeStartupPeriod }),
 		sup("auto.resume.failure.period", kindSecondsOrZero, "0", optional, "0", func(c *Config) any { return &c.AutoResumeFailurePeriod }),
+		sup("auto.rewind", kindBool, "false", optional, "false", func(c *Config) any { return &c.AutoRewind }),
+		sup("auto.basebackup", kindBool, "false", optional, "false", func(c *Config) any { return &c.AutoBasebackup }),
 
 		// Scripts.
 		sup("script.fence", kindCommand, "", optional, "/usr/local/bin/fence.sh %p %f", func(c *Config) any { return &c.ScriptFence }),
@@ -182,8 +184,6 @@ func keyTable() []keySpec {
 		todoOff("encrypt.agent.messages", "false"),
 		todo("ping.server.ip"),
 		todo("ping.server.command"),
-		todoOff("auto.rewind", "false"),
-		todoOff("auto.basebackup", "false"),
 		todoOff("use.replay.tiebreaker", "false"),
 		todoOff("standby.restart.delay", "0"),
 		todoOff("update.physical.slots.period", "0"),

@@ -315,9 +315,15 @@ var loadCases = []struct {
 	{name: "not implemented keys at their off values warn nothing", props: conf("auto.rewind=false", "auto.basebackup=FALSE",
 		"encrypt.agent.messages=false", "backup.wal=false", "update.physical.slots.period=0", "db.reuse.connection.count=0",
 		"use.replay.tiebreaker=false", "pgpool.enable=false", "release.vip.pre.wait=0", "script.db.password.retry=10"), warns: []string{}},
-	{name: "not implemented keys turned on warn", props: conf("auto.rewind=true", "update.physical.slots.period=5"), warns: []string{
-		"c.properties:6: auto.rewind: auto.rewind is not implemented yet in pgfm; it is ignored",
+	{name: "not implemented keys turned on warn", props: conf("backup.wal=true", "update.physical.slots.period=5"), warns: []string{
+		"c.properties:6: backup.wal: backup.wal is not implemented yet in pgfm; it is ignored",
 		"c.properties:7: update.physical.slots.period: update.physical.slots.period is not implemented yet in pgfm; it is ignored"}},
+	{name: "auto.rewind and auto.basebackup", props: conf("auto.rewind=true", "auto.basebackup=true"), warns: []string{},
+		check: func(t *testing.T, c Config) {
+			if !c.AutoRewind || !c.AutoBasebackup {
+				t.Errorf("auto.rewind %t, auto.basebackup %t", c.AutoRewind, c.AutoBasebackup)
+			}
+		}},
 	{name: "virtual ip", props: conf("virtualIp=192.0.2.100", "virtual.ip.interface=eth0", "virtual.ip.prefix=24"),
 		warns: []string{"c.properties:6: virtualIp: virtualIp is EFM's older name for virtual.ip; rename it"},
 		check: func(t *testing.T, c Config) {
@@ -600,7 +606,7 @@ func TestEffective(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
 	}
-	if order[0] != "db.user" || len(eff) != 60 { // every supported key but dcs.password
+	if order[0] != "db.user" || len(eff) != 62 { // every supported key but dcs.password
 		t.Errorf("order %v", order)
 	}
 	for _, kv := range eff {

@@ -19,6 +19,15 @@ type ControlData struct {
 	Checkpoint cluster.LSN
 	// Timeline is "Latest checkpoint's TimeLineID".
 	Timeline uint32
+	// WalLogHints and Checksums: "wal_log_hints setting" on, "Data page
+	// checksum version" not 0; pg_rewind needs one of them.
+	WalLogHints, Checksums bool
+}
+
+// WasPrimary: the data directory was last a primary's (running, crashed
+// or stopped), not a standby's.
+func (c ControlData) WasPrimary() bool {
+	return c.State == "shut down" || c.State == "in production" || c.State == "in crash recovery" || c.State == "shutting down"
 }
 
 // CleanlyStopped: the server was shut down cleanly as a primary, so its
@@ -61,6 +70,10 @@ func ParseControlData(out string) (ControlData, error) {
 				return c, fmt.Errorf("postgres: pg_controldata: latest checkpoint location %q: %w", value, err)
 			}
 			c.Checkpoint, haveCheckpoint = l, true
+		case "wal_log_hints setting":
+			c.WalLogHints = value == "on"
+		case "Data page checksum version":
+			c.Checksums = value != "0" && value != ""
 		case "Latest checkpoint's TimeLineID":
 			var tl uint32
 			if _, err := fmt.Sscan(value, &tl); err == nil {
