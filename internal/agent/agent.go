@@ -96,6 +96,10 @@ type Agent struct {
 	// demoted: this node, the old primary of a switchover, stopped for it.
 	demoted  *cluster.Demotion
 	demoting uint64 // the switchover epoch for which it is stopping or stopped
+	// rebuiltEpoch is the last epoch a rebuild was tried for; rebuilding
+	// says what runs now ("" when nothing).
+	rebuiltEpoch uint64
+	rebuilding   string
 
 	joinMu sync.Mutex // admissions through this member, one at a time
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pgfm/pgfm/internal/cluster"
 	"github.com/pgfm/pgfm/internal/postgres"
 	"github.com/pgfm/pgfm/internal/vip"
 )
@@ -23,6 +24,9 @@ type database interface {
 	EnsureStandbySignal() error
 	PostmasterStarted() (started time.Time, running bool)
 	ControlData(ctx context.Context) (postgres.ControlData, error)
+	Rewind(ctx context.Context, source string, dryRun bool, timeout time.Duration) (postgres.Rewind, error)
+	DiscardedWAL(ctx context.Context, fork cluster.LSN, tl uint32, timeout time.Duration) (postgres.Discarded, error)
+	Basebackup(ctx context.Context, host string, port int, user string, timeout time.Duration) (string, error)
 }
 
 // address is the virtual IP's control (package vip).
@@ -139,6 +143,30 @@ func (e *executor) startStandby(ctx context.Context, timeout time.Duration) erro
 		return err
 	}
 	return e.db.Start(ctx, timeout)
+}
+
+// controlData reads pg_control (no lock: it only reads).
+func (e *executor) controlData(ctx context.Context) (postgres.ControlData, error) {
+	return e.db.ControlData(ctx)
+}
+
+// rewind runs pg_rewind (see postgres.Server.Rewind).
+func (e *executor) rewind(ctx context.Context, source string, dryRun bool, timeout time.Duration) (postgres.Rewind, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.db.Rewind(ctx, source, dryRun, timeout)
+}
+
+// discardedWAL reads the local WAL after a fork point (no lock: it only reads).
+func (e *executor) discardedWAL(ctx context.Context, fork cluster.LSN, tl uint32, timeout time.Duration) (postgres.Discarded, error) {
+	return e.db.DiscardedWAL(ctx, fork, tl, timeout)
+}
+
+// basebackup replaces the data directory with a copy of the primary.
+func (e *executor) basebackup(ctx context.Context, host string, port int, user string, timeout time.Duration) (string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.db.Basebackup(ctx, host, port, user, timeout)
 }
 
 // postmasterStarted reads postmaster.pid (no lock: it only reads a file).

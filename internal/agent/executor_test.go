@@ -3,10 +3,12 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/pgfm/pgfm/internal/cluster"
 	"github.com/pgfm/pgfm/internal/postgres"
 )
 
@@ -149,4 +151,18 @@ func TestExecutorUndoesAFailedVIP(t *testing.T) {
 	if taken, err := e.takeVIP(context.Background()); taken || err != nil {
 		t.Errorf("takeVIP without an address = %v, %v", taken, err)
 	}
+}
+
+func (f *fakeDB) Rewind(_ context.Context, _ string, dryRun bool, _ time.Duration) (postgres.Rewind, error) {
+	f.calls = append(f.calls, fmt.Sprintf("rewind dry-run=%t", dryRun))
+	return postgres.Rewind{}, nil
+}
+
+func (f *fakeDB) DiscardedWAL(context.Context, cluster.LSN, uint32, time.Duration) (postgres.Discarded, error) {
+	return postgres.Discarded{}, nil
+}
+
+func (f *fakeDB) Basebackup(context.Context, string, int, string, time.Duration) (string, error) {
+	f.calls = append(f.calls, "basebackup")
+	return "", nil
 }

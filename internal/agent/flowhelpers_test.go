@@ -531,3 +531,21 @@ func followedFile(a *flowAgent) string {
 	b, _ := os.ReadFile(a.followedPath())
 	return strings.TrimSpace(string(b))
 }
+
+func (f *fakePG) Rewind(_ context.Context, _ string, dryRun bool, _ time.Duration) (postgres.Rewind, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record(fmt.Sprintf("rewind dry-run=%t", dryRun))
+	return postgres.Rewind{}, nil
+}
+
+func (f *fakePG) DiscardedWAL(context.Context, cluster.LSN, uint32, time.Duration) (postgres.Discarded, error) {
+	return postgres.Discarded{}, nil
+}
+
+func (f *fakePG) Basebackup(context.Context, string, int, string, time.Duration) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("basebackup")
+	return "", nil
+}

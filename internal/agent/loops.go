@@ -132,6 +132,9 @@ func (a *Agent) publish(ctx context.Context) {
 	if a.rejoinReason != "" && st.Type != cluster.Witness {
 		st.Type, st.IdleReason = cluster.Idle, a.rejoinReason
 	}
+	if a.rebuilding != "" {
+		st.Type, st.IdleReason = cluster.Idle, a.rebuilding
+	}
 	if time.Now().Before(a.restartingUntil) {
 		st.RestartingUntil = a.restartingUntil
 		st.PostmasterGone = false

@@ -39,7 +39,9 @@ func (a *Agent) reconcile(ctx context.Context) {
 	a.mu.Lock()
 	st := a.status
 	a.mu.Unlock()
-	a.act(ctx, node.Step(a.nodeInput(st.DB, false), time.Now()), func(act node.Action) bool {
+	in := a.nodeInput(st.DB, false)
+	in.Local.OldPrimaryData = a.oldPrimaryData(ctx, in)
+	a.act(ctx, node.Step(in, time.Now()), func(act node.Action) bool {
 		_, restart := act.(node.RestartLocally)
 		return !restart
 	})
@@ -60,12 +62,13 @@ func (a *Agent) nodeInput(db cluster.DBObservation, gone bool) node.Input {
 		Settings: node.Settings{
 			Witness: a.cfg.IsWitness, AutoReconfigure: a.cfg.AutoReconfigure, StopFailedPrimary: a.cfg.StopFailedPrimary,
 			LocalRestart: a.cfg.PrimaryRestartTimeout > 0, FenceMargin: a.fenceMargin(), VIP: a.exec.vip != nil,
+			Rebuild: a.cfg.AutoRewind || a.cfg.AutoBasebackup,
 		},
 		Record: node.Record{Node: rec.Node, Previous: rec.Previous, Epoch: rec.Epoch, Phase: rec.Phase, Switchover: rec.Switchover},
 		Local: node.Local{
 			DB: db, PostmasterGone: gone, PostmasterRunning: running, PostmasterStarted: started,
 			Fenced: a.rejoinReason != "", FollowedEpoch: followed, FailedStopEpoch: a.failedStopEpoch,
-			RestartTried: a.restartTried, VIPHeld: vipHeld, DemotedEpoch: demoted,
+			RestartTried: a.restartTried, VIPHeld: vipHeld, DemotedEpoch: demoted, RebuiltEpoch: a.rebuiltEpoch,
 		},
 		Lease: node.Lease{Live: a.live != nil},
 	}
@@ -121,6 +124,8 @@ func (a *Agent) act(ctx context.Context, acts []node.Action, want func(node.Acti
 			a.demote(ctx, act)
 		case node.StartAsStandby:
 			a.startAsStandby(ctx, act)
+		case node.Rebuild:
+			a.rebuild(ctx, act)
 		}
 	}
 }

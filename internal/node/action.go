@@ -73,6 +73,13 @@ type StartAsStandby struct {
 	Primary string
 }
 
+// Rebuild: this stopped old primary was replaced: rebuild it as a standby
+// of the primary (auto.rewind, auto.basebackup), once per epoch.
+type Rebuild struct {
+	Primary string
+	Epoch   uint64
+}
+
 // RestartLocally: the primary's postmaster is gone: start it again once,
 // within primary.restart.timeout, before the cluster fails over.
 type RestartLocally struct{}
@@ -97,6 +104,9 @@ func (a Demote) String() string {
 }
 func (a StartAsStandby) String() string {
 	return fmt.Sprintf("start as a standby of %s (epoch %d)", a.Primary, a.Epoch)
+}
+func (a Rebuild) String() string {
+	return fmt.Sprintf("rebuild as a standby of %s (epoch %d)", a.Primary, a.Epoch)
 }
 func (KeepDown) String() string       { return "keep the database down" }
 func (RestartLocally) String() string { return "restart locally" }

@@ -48,6 +48,11 @@ type Local struct {
 	// DemotedEpoch is the last switchover epoch for which this node, the
 	// old primary, stopped its database cleanly as a standby-to-be.
 	DemotedEpoch uint64
+	// OldPrimaryData: the stopped data directory was last a primary's
+	// (pg_controldata), so it cannot simply start as a standby.
+	OldPrimaryData bool
+	// RebuiltEpoch is the last epoch for which a rebuild was tried.
+	RebuiltEpoch uint64
 }
 
 // Lease is the state of the agent's etcd lease.
@@ -77,6 +82,8 @@ type Settings struct {
 	// Maintenance: the cluster is in maintenance mode, so the agent does
 	// not restart its primary's database either.
 	Maintenance bool
+	// Rebuild: auto.rewind or auto.basebackup.
+	Rebuild bool
 }
 
 // Input is everything Step decides from.
@@ -143,8 +150,12 @@ func Step(in Input, now time.Time) []Action {
 			StopFailed(s.StopFailedPrimary, loc.FailedAt, loc.PostmasterStarted, loc.PostmasterRunning) {
 			acts = append(acts, StopFailedPrimary{Epoch: rec.Epoch})
 		}
-		// A database that is down stays unable to come back writable.
-		acts = append(acts, KeepDown{})
+		if s.Rebuild && loc.OldPrimaryData && !loc.PostmasterRunning && rec.Phase == cluster.PhasePromoted && loc.RebuiltEpoch < rec.Epoch {
+			acts = append(acts, Rebuild{Primary: rec.Node, Epoch: rec.Epoch})
+		} else {
+			// A database that is down stays unable to come back writable.
+			acts = append(acts, KeepDown{})
+		}
 	case rec.Phase == cluster.PhasePromoted && !loc.Fenced && s.AutoReconfigure && rec.Epoch > loc.FollowedEpoch:
 		if db.SenderHost == rec.Node && db.WalReceiver == "streaming" {
 			acts = append(acts, Followed{Epoch: rec.Epoch})

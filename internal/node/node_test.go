@@ -90,6 +90,8 @@ func noLocalRestart(in *Input)    { in.Settings.LocalRestart = false }
 func noAutoReconfigure(in *Input) { in.Settings.AutoReconfigure = false }
 func noStopFailed(in *Input)      { in.Settings.StopFailedPrimary = false }
 func maintenance(in *Input)       { in.Settings.Maintenance = true }
+func rebuild(in *Input)           { in.Settings.Rebuild = true }
+func oldPrimaryData(in *Input)    { in.Local.OldPrimaryData = true }
 func demoted(e uint64) edit       { return func(in *Input) { in.Local.DemotedEpoch = e } }
 
 // switchedOver: this node was the primary; a switchover named p at epoch 8
@@ -299,6 +301,18 @@ var scenes = []scene{
 	{"first record (bootstrap, epoch 1): a standby already streaming records it as followed",
 		standby(func(in *Input) { in.Record = Record{Node: p, Epoch: 1, Phase: cluster.PhasePromoted} }, followed(0)),
 		acts(Followed{Epoch: 1})},
+
+	// auto.rewind / auto.basebackup: the replaced primary is rebuilt.
+	{"old primary's data, down, rebuild on: rebuild once for the epoch",
+		failedPrimary(postmasterGone, rebuild, oldPrimaryData), acts(Rebuild{Primary: p, Epoch: 8})},
+	{"rebuild tried for this epoch already: kept down",
+		failedPrimary(postmasterGone, rebuild, oldPrimaryData, func(in *Input) { in.Local.RebuiltEpoch = 8 }), acts(KeepDown{})},
+	{"rebuild off: kept down", failedPrimary(postmasterGone, oldPrimaryData), acts(KeepDown{})},
+	{"a standby's data directory is not rebuilt", standby(postmasterGone, rebuild), acts(KeepDown{})},
+	{"postmaster still running (hung): stopped first, not rebuilt",
+		failedPrimary(rebuild, oldPrimaryData), acts(StopFailedPrimary{Epoch: 8}, KeepDown{})},
+	{"the new primary still promoting: not rebuilt yet",
+		failedPrimary(postmasterGone, rebuild, oldPrimaryData, phase(cluster.PhasePromoting)), acts(KeepDown{})},
 
 	// Maintenance mode.
 	{"maintenance: primary's postmaster gone is not restarted", primary(postmasterGone, maintenance), nil},

@@ -1,0 +1,80 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgfm/pgfm/internal/testenv"
+)
+
+// rebuilt waits until the old primary runs as a streaming standby of the
+// new primary, reported as such, and the notifications say how.
+func (fc *failoverCluster) rebuilt(t *testing.T, old, np *testenv.Node, how string) {
+	t.Helper()
+	waitStreaming(t, old, np)
+	waitStatus(t, fc.Nodes[3], 60*time.Second, "the old primary reported a standby", func(st efmStatus, _ int) error {
+		if n := st.Nodes[old.Host]; n.Type != "Standby" || n.Agent != "UP" || n.DB != "UP" {
+			return fmt.Errorf("old primary %+v", n)
+		}
+		return nil
+	})
+	testenv.WaitFor(t, 30*time.Second, "the rebuild notification", func() (bool, error) {
+		notes, _ := os.ReadFile(fc.noteLog)
+		return check(strings.Contains(string(notes), "Failed primary rebuilt as a standby"), "notifications:\n%s", notes)
+	})
+	out, _, _ := old.CLI(t, "cluster-status", "prod")
+	if !strings.Contains(old.Output(), "rebuilt as a standby") || !strings.Contains(old.Output(), "with="+how) {
+		t.Fatalf("the old primary's agent did not log a rebuild with %s:\n%s", how, out)
+	}
+	np.PG.Exec(t, "CREATE TABLE IF NOT EXISTS after_rebuild(i int); INSERT INTO after_rebuild VALUES (7)")
+	testenv.WaitFor(t, 30*time.Second, "the rebuilt standby replicates", func() (bool, error) {
+		var n int
+		if err := old.PG.TryQueryRow("SELECT count(*) FROM after_rebuild", &n); err != nil {
+			return false, err
+		}
+		return check(n == 1, "row not replicated yet")
+	})
+}
+
+// auto.rewind, EFM's third situation: the primary's node crashes, the
+// cluster fails over, and when its agent starts again it finds another
+// primary named and rewinds its database into a standby of it, after
+// recording the WAL it throws away.
+func TestAutoRewindAfterNodeCrash(t *testing.T) {
+	fc := newFailoverCluster(t, map[string]string{"auto.rewind": "true", "auto.basebackup": "true"})
+	old := fc.Primary()
+	old.Kill(t)
+	old.PG.Kill(t)
+	np := fc.waitNewPrimary(t, old, 60*time.Second)
+	fc.writer.WaitAcked(t, np.Host, 30*time.Second)
+	old.Start(t)
+	fc.rebuilt(t, old, np, "pg_rewind")
+	testenv.WaitFor(t, 10*time.Second, "the discarded-WAL report", func() (bool, error) {
+		notes, _ := os.ReadFile(fc.noteLog)
+		return check(strings.Contains(string(notes), "Rebuild discards WAL"), "notifications:\n%s", notes)
+	})
+	if !strings.Contains(old.Output(), "throws away this node's WAL after the fork point") {
+		t.Fatal("the old primary's agent did not log the WAL it throws away")
+	}
+	fc.noLostWrites(t, np)
+}
+
+// auto.basebackup alone, EFM's first situation: the primary's postmaster
+// is killed, the cluster fails over, and the old primary's agent copies
+// the new primary with pg_basebackup, keeping its old data directory.
+func TestAutoBasebackupAfterFailover(t *testing.T) {
+	fc := newFailoverCluster(t, map[string]string{"auto.basebackup": "true"})
+	old := fc.Primary()
+	old.PG.Kill(t)
+	np := fc.waitNewPrimary(t, old, 60*time.Second)
+	fc.rebuilt(t, old, np, "pg_basebackup")
+	kept, _ := filepath.Glob(old.PG.DataDir + ".pgfm-replaced-*")
+	if len(kept) != 1 {
+		t.Fatalf("the old data directory was not kept aside: %v", kept)
+	}
+	fc.noLostWrites(t, np)
+}
