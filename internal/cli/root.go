@@ -98,6 +98,7 @@ Every command but "agent" talks to the agent running on this node.`,
 		promoteCmd(e),
 		setPriorityCmd(e),
 		maintenanceCmd(e),
+		replicationStatusCmd(e),
 	)
 	return root
 }

@@ -98,6 +98,13 @@ func (c *Client) NodeStatus(ctx context.Context) (cluster.MemberStatus, error) {
 	return st, err
 }
 
+// Replication fetches the standbys' replication from the primary.
+func (c *Client) Replication(ctx context.Context) (ReplicationReport, error) {
+	var r ReplicationReport
+	err := c.do(ctx, http.MethodGet, "/v1/replication", nil, &r)
+	return r, err
+}
+
 // Join asks the agent to admit a new member.
 func (c *Client) Join(ctx context.Context, req JoinRequest) (JoinResponse, error) {
 	var resp JoinResponse

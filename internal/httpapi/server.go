@@ -38,6 +38,7 @@ func NewServer(b Backend, token string, log *slog.Logger) *Server {
 	mux.HandleFunc("GET /standby", s.standby)
 	mux.HandleFunc("GET /v1/cluster", s.report)
 	mux.HandleFunc("GET /v1/node", s.node)
+	mux.HandleFunc("GET /v1/replication", s.replication)
 	mux.HandleFunc("POST /v1/join", s.join)
 	mux.HandleFunc("POST /v1/allow", s.admin(s.allow))
 	mux.HandleFunc("POST /v1/disallow", s.admin(s.disallow))
@@ -90,6 +91,15 @@ func (s *Server) node(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) replication(w http.ResponseWriter, r *http.Request) {
+	rep, err := s.backend.Replication(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
 }
 
 func (s *Server) join(w http.ResponseWriter, r *http.Request) {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ type fakeBackend struct {
 	stopped  bool
 	err      error
 	joinFrom string
+	repl     ReplicationReport
 }
 
 func (f *fakeBackend) set(fn func(*fakeBackend)) {
@@ -135,6 +137,15 @@ func (f *fakeBackend) SetMaintenance(ctx context.Context, on bool) (string, erro
 	return fmt.Sprintf("maintenance %t", on), nil
 }
 
+func (f *fakeBackend) Replication(ctx context.Context) (ReplicationReport, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return ReplicationReport{}, f.err
+	}
+	return f.repl, nil
+}
+
 const token = "tok"
 
 func newTestServer(t *testing.T) (*fakeBackend, *httptest.Server) {
@@ -237,6 +248,7 @@ func TestBackendErrorReachesClient(t *testing.T) {
 		"allow":        func() error { _, err := c.Allow(context.Background(), "10.0.0.9"); return err },
 		"report":       func() error { _, err := c.Report(context.Background()); return err },
 		"node":         func() error { _, err := c.NodeStatus(context.Background()); return err },
+		"replication":  func() error { _, err := c.Replication(context.Background()); return err },
 		"join":         func() error { _, err := c.Join(context.Background(), JoinRequest{Cluster: "main"}); return err },
 	}
 	for name, call := range calls {
@@ -270,6 +282,47 @@ func TestClientReadsAnswers(t *testing.T) {
 	st, err := c.NodeStatus(context.Background())
 	if err != nil || st.Type != cluster.Standby || !st.DB.Up || st.DB.CurrentLSN != 0x3000060 {
 		t.Errorf("NodeStatus = %+v, %v", st, err)
+	}
+}
+
+// The replication report crosses the wire intact, without the token (it
+// is no admin operation): LSNs as text, unknown lags as null.
+func TestClientReadsReplication(t *testing.T) {
+	f, ts := newTestServer(t)
+	lagB, lagS := int64(4096), 0.25
+	want := ReplicationReport{
+		Cluster: "main", Reporter: "10.0.0.3", Primary: "10.0.0.1", Epoch: 2, PrimaryPhase: "promoted", CurrentLSN: 0x5001000,
+		Standbys: []StandbyReplication{
+			{Node: "10.0.0.2", Upstream: "10.0.0.1", Connected: true, State: "streaming", SyncState: "async",
+				SentLSN: 0x5001000, WriteLSN: 0x5001000, FlushLSN: 0x5001000, ReplayLSN: 0x5000000,
+				LagBytes: &lagB, LagSeconds: &lagS, Slot: "node2", PID: 4242, ClientAddr: "10.0.0.2", ApplicationName: "node2"},
+			{Node: "2001:db8::4", State: StateNotConnected, Detail: "its agent is down"},
+		},
+		Others: []StandbyReplication{},
+	}
+	f.set(func(f *fakeBackend) { f.repl = want })
+	c := NewClient(ts.URL, "", "", 5*time.Second)
+	got, err := c.Replication(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Replication =\n%+v\nwant\n%+v", got, want)
+	}
+	if !got.Standbys[0].Streaming() || got.Standbys[1].Streaming() {
+		t.Errorf("Streaming: %t, %t; want true, false", got.Standbys[0].Streaming(), got.Standbys[1].Streaming())
+	}
+
+	resp, err := http.Get(ts.URL + "/v1/replication")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, w := range []string{`"current_lsn": "0/5001000"`, `"replay_lsn": "0/5000000"`, `"lag_bytes": null`, `"lag_seconds": 0.25`, `"state": "not connected"`} {
+		if !strings.Contains(string(body), w) {
+			t.Errorf("GET /v1/replication lacks %s:\n%s", w, body)
+		}
 	}
 }
 

@@ -116,6 +116,66 @@ type Health struct {
 	ObservedAt time.Time `json:"observed_at,omitzero"`
 }
 
+// ReplicationReport is `pgfm replication-status`: the cluster's standbys
+// as the primary's WAL senders (pg_stat_replication) show them, queried
+// from the primary's database while answering.
+type ReplicationReport struct {
+	Cluster     string    `json:"cluster"`
+	Reporter    string    `json:"reporter"` // address of the agent that answered
+	GeneratedAt time.Time `json:"generated_at"`
+	// Primary is the node the primary record names, with its epoch and
+	// phase; CurrentLSN its pg_current_wal_lsn(), which lags are measured from.
+	Primary      string      `json:"primary"`
+	Epoch        uint64      `json:"epoch"`
+	PrimaryPhase string      `json:"primary_phase"`
+	CurrentLSN   cluster.LSN `json:"current_lsn"`
+	// Standbys are every registered database node but the primary, by
+	// address, streaming or not.
+	Standbys []StandbyReplication `json:"standbys"`
+	// Others are WAL senders to no registered node (pg_basebackup,
+	// pg_receivewal, a standby outside the cluster); Node is "" in them.
+	Others []StandbyReplication `json:"others"`
+}
+
+// StandbyReplication is one standby's line in a ReplicationReport.
+type StandbyReplication struct {
+	Node string `json:"node"`
+	// Upstream is the host the standby streams from, as its WAL receiver
+	// names it (else the primary, for one the primary streams to).
+	Upstream string `json:"upstream"`
+	// Connected: the primary has a WAL sender for it; State and the
+	// LSNs below are that sender's (pg_stat_replication).
+	Connected bool `json:"connected"`
+	// State is pg_stat_replication.state (streaming, catchup, ...), or
+	// StateNotConnected.
+	State     string      `json:"state"`
+	SyncState string      `json:"sync_state"`
+	SentLSN   cluster.LSN `json:"sent_lsn"`
+	WriteLSN  cluster.LSN `json:"write_lsn"`
+	FlushLSN  cluster.LSN `json:"flush_lsn"`
+	ReplayLSN cluster.LSN `json:"replay_lsn"`
+	// LagBytes is the primary's current WAL position minus the standby's
+	// replay position (its own, when not connected); null when unknown.
+	LagBytes *int64 `json:"lag_bytes"`
+	// LagSeconds is pg_stat_replication.replay_lag; null when PostgreSQL
+	// shows none (caught up and idle for a while, or not connected).
+	LagSeconds *float64 `json:"lag_seconds"`
+	// Slot is the replication slot the sender streams through, if any.
+	Slot            string `json:"slot"`
+	PID             int    `json:"pid,omitempty"` // the WAL sender's
+	ClientAddr      string `json:"client_addr,omitempty"`
+	ApplicationName string `json:"application_name,omitempty"`
+	// Detail says why a standby is not connected, as far as known.
+	Detail string `json:"detail,omitempty"`
+}
+
+// StateNotConnected is the state of a standby the primary has no WAL
+// sender for.
+const StateNotConnected = "not connected"
+
+// Streaming reports whether s streams from the primary.
+func (s StandbyReplication) Streaming() bool { return s.Connected && s.State == "streaming" }
+
 // HealthReporter is what the health endpoints need: the agent's Health.
 // Every Backend is one.
 type HealthReporter interface {
@@ -135,6 +195,7 @@ type Backend interface {
 	Promote(ctx context.Context, req PromoteRequest) (PromoteResult, error)
 	SetPriority(ctx context.Context, addr string, priority int) (string, error)
 	SetMaintenance(ctx context.Context, on bool) (string, error)
+	Replication(ctx context.Context) (ReplicationReport, error)
 }
 
 // Error is an error with the HTTP status the server answers with; its
