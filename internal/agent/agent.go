@@ -100,6 +100,8 @@ type Agent struct {
 	// says what runs now ("" when nothing).
 	rebuiltEpoch uint64
 	rebuilding   string
+	// createFailed says why the last create-standby failed ("" when none).
+	createFailed string
 
 	joinMu sync.Mutex // admissions through this member, one at a time
 }

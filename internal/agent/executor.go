@@ -26,7 +26,8 @@ type database interface {
 	ControlData(ctx context.Context) (postgres.ControlData, error)
 	Rewind(ctx context.Context, source string, dryRun bool, timeout time.Duration) (postgres.Rewind, error)
 	DiscardedWAL(ctx context.Context, fork cluster.LSN, tl uint32, timeout time.Duration) (postgres.Discarded, error)
-	Basebackup(ctx context.Context, host string, port int, user string, timeout time.Duration) (string, error)
+	Basebackup(ctx context.Context, host string, port int, user string, opts postgres.BackupOptions, timeout time.Duration) (string, error)
+	SetStandbySetting(name, value string) error
 }
 
 // address is the virtual IP's control (package vip).
@@ -163,10 +164,17 @@ func (e *executor) discardedWAL(ctx context.Context, fork cluster.LSN, tl uint32
 }
 
 // basebackup replaces the data directory with a copy of the primary.
-func (e *executor) basebackup(ctx context.Context, host string, port int, user string, timeout time.Duration) (string, error) {
+func (e *executor) basebackup(ctx context.Context, host string, port int, user string, opts postgres.BackupOptions, timeout time.Duration) (string, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.db.Basebackup(ctx, host, port, user, timeout)
+	return e.db.Basebackup(ctx, host, port, user, opts, timeout)
+}
+
+// setStandbySetting writes a setting of a stopped standby.
+func (e *executor) setStandbySetting(name, value string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.db.SetStandbySetting(name, value)
 }
 
 // postmasterStarted reads postmaster.pid (no lock: it only reads a file).

@@ -162,7 +162,9 @@ func (f *fakeDB) DiscardedWAL(context.Context, cluster.LSN, uint32, time.Duratio
 	return postgres.Discarded{}, nil
 }
 
-func (f *fakeDB) Basebackup(context.Context, string, int, string, time.Duration) (string, error) {
+func (f *fakeDB) Basebackup(context.Context, string, int, string, postgres.BackupOptions, time.Duration) (string, error) {
 	f.calls = append(f.calls, "basebackup")
 	return "", nil
 }
+
+func (f *fakeDB) SetStandbySetting(string, string) error { return nil }

@@ -543,9 +543,11 @@ func (f *fakePG) DiscardedWAL(context.Context, cluster.LSN, uint32, time.Duratio
 	return postgres.Discarded{}, nil
 }
 
-func (f *fakePG) Basebackup(context.Context, string, int, string, time.Duration) (string, error) {
+func (f *fakePG) Basebackup(context.Context, string, int, string, postgres.BackupOptions, time.Duration) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("basebackup")
 	return "", nil
 }
+
+func (f *fakePG) SetStandbySetting(string, string) error { return nil }

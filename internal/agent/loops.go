@@ -115,7 +115,9 @@ func (a *Agent) publish(ctx context.Context) {
 		a.mu.Unlock()
 	}
 	switchingOver := !obs.Up && rec.Switchover && a.stoppedForSwitchover(rec.Epoch)
-	if switchingOver {
+	if a.busyRebuilding() {
+		// A rebuild or create-standby stopped the database on purpose.
+	} else if switchingOver {
 		// Stopped on purpose: no failure, and it starts again by itself.
 		st.IdleReason = fmt.Sprintf("database stopped for the switchover to %s (epoch %d); it starts as its standby once %s is promoted", rec.Node, rec.Epoch, rec.Node)
 	} else {
@@ -131,6 +133,9 @@ func (a *Agent) publish(ctx context.Context) {
 	}
 	if a.rejoinReason != "" && st.Type != cluster.Witness {
 		st.Type, st.IdleReason = cluster.Idle, a.rejoinReason
+	}
+	if a.createFailed != "" && !obs.Up {
+		st.Type, st.IdleReason = cluster.Idle, a.createFailed
 	}
 	if a.rebuilding != "" {
 		st.Type, st.IdleReason = cluster.Idle, a.rebuilding

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/pgfm/pgfm/internal/dcs"
@@ -214,4 +215,71 @@ func (a *Agent) SetMaintenance(ctx context.Context, on bool) (string, error) {
 	a.notify(ctx, hook.Info, "Maintenance mode off", fmt.Sprintf("Turned off from %s: automatic failover resumes.", a.self))
 	a.wake(a.coordKick)
 	return fmt.Sprintf("Cluster %s is out of maintenance mode: automatic failover resumes.", a.cfg.Cluster), nil
+}
+
+// ResetMembers removes the members whose agents are down from the cluster
+// (EFM 5's reset-members): their etcd members, registrations and allowed
+// entries, as disallow-node does one by one, and the allowed entries of
+// nodes that never joined. Every agent then rewrites its .nodes file. It
+// refuses without a majority of live voters, and for the node the primary
+// record names (fail over first).
+func (a *Agent) ResetMembers(ctx context.Context) (string, error) {
+	if !a.isReady() {
+		return "", a.notReady()
+	}
+	if a.member == nil {
+		return "", httpapi.Errorf(http.StatusBadRequest,
+			"with an external etcd (dcs.endpoints) its owner manages its members; remove a node with `pgfm disallow-node %s ADDRESS`", a.cfg.Cluster)
+	}
+	snap, err := a.store.Snapshot(ctx)
+	if err != nil {
+		return "", httpapi.Errorf(http.StatusServiceUnavailable, "cannot read the cluster state: %v", err)
+	}
+	var down []string
+	for _, reg := range snap.Registrations {
+		if _, live := snap.Status[reg.Address]; !live && reg.Address != a.self {
+			down = append(down, reg.Address)
+		}
+	}
+	voters, live := a.voters(ctx), len(snap.Status)
+	if need := voters/2 + 1; voters > 0 && live < need {
+		return "", httpapi.Errorf(http.StatusConflict, "only %d of %d voting members are live, %d needed: removing members needs a majority; start the down agents instead", live, voters, need)
+	}
+	for _, addr := range down {
+		if addr == snap.Primary.Node {
+			return "", httpapi.Errorf(http.StatusConflict, "%s, the cluster's primary, is down: fail over first (`pgfm promote %s`), then reset the members", addr, a.cfg.Cluster)
+		}
+	}
+	var removed []string
+	for _, addr := range down {
+		if _, err := a.Disallow(ctx, addr); err != nil {
+			return "", httpapi.Errorf(http.StatusServiceUnavailable, "removed %v; removing %s failed: %v", removed, addr, err)
+		}
+		removed = append(removed, addr)
+	}
+	registered := map[string]bool{}
+	for _, reg := range snap.Registrations {
+		registered[reg.Address] = true
+	}
+	var unjoined []string
+	for _, al := range snap.Allowed {
+		if !registered[al.Address] {
+			if _, err := a.store.Disallow(ctx, al.Address); err != nil {
+				return "", httpapi.Errorf(http.StatusServiceUnavailable, "%v", err)
+			}
+			unjoined = append(unjoined, al.Address)
+		}
+	}
+	a.log.Warn("reset members", "removed", removed, "unjoined_disallowed", unjoined)
+	if len(removed) == 0 && len(unjoined) == 0 {
+		return fmt.Sprintf("Every member of cluster %s is up: nothing to remove.", a.cfg.Cluster), nil
+	}
+	msg := fmt.Sprintf("Removed from cluster %s: %s.", a.cfg.Cluster, strings.Join(append([]string{}, removed...), " "))
+	if len(removed) == 0 {
+		msg = fmt.Sprintf("No member of cluster %s is down.", a.cfg.Cluster)
+	}
+	if len(unjoined) > 0 {
+		msg += fmt.Sprintf(" No longer allowed (never joined): %s.", strings.Join(unjoined, " "))
+	}
+	return msg + " Allow a removed node again with allow-node before it rejoins.", nil
 }

@@ -113,7 +113,7 @@ func (a *Agent) rebuildData(ctx context.Context, r node.Rebuild, source string, 
 		a.log.Warn("pg_rewind cannot rebuild this node; copying the primary with pg_basebackup", "err", rewindErr)
 	}
 	a.notify(ctx, hook.Warning, "Failed primary is being rebuilt with pg_basebackup", fmt.Sprintf("%s is being rebuilt to follow the primary at %s.", a.self, r.Primary))
-	kept, err := a.exec.basebackup(ctx, r.Primary, port, a.cfg.DB.User, rebuildTimeout)
+	kept, err := a.exec.basebackup(ctx, r.Primary, port, a.cfg.DB.User, postgres.BackupOptions{}, rebuildTimeout)
 	if err != nil {
 		a.notify(ctx, hook.Severe, "pg_basebackup call failed", fmt.Sprintf("%s: %v", a.self, err))
 		return "", err
@@ -177,4 +177,12 @@ func (a *Agent) primaryPort(ctx context.Context, addr string) int {
 		return a.cfg.DB.Port
 	}
 	return cmp.Or(reg.DBPort, a.cfg.DB.Port)
+}
+
+// busyRebuilding: a rebuild or create-standby is working on the data
+// directory.
+func (a *Agent) busyRebuilding() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.rebuilding != ""
 }

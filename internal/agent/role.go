@@ -36,6 +36,9 @@ func (a *Agent) roleLoop(ctx context.Context) {
 // reconcile does what node.Step asks of this node now, except a local
 // restart, which publish decides before it reports the crash.
 func (a *Agent) reconcile(ctx context.Context) {
+	if a.busyRebuilding() {
+		return // create-standby owns the data directory until it is done
+	}
 	a.mu.Lock()
 	st := a.status
 	a.mu.Unlock()

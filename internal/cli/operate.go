@@ -2,18 +2,21 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pgfm/pgfm/internal/cluster"
 	"github.com/pgfm/pgfm/internal/httpapi"
 )
 
 // efmLongFlags are the flags EFM spells with one dash (`-switchover`);
 // pgfm takes both spellings.
-var efmLongFlags = []string{"switchover", "sourcenode", "candidate", "quiet", "noscripts", "json"}
+var efmLongFlags = []string{"switchover", "sourcenode", "candidate", "quiet", "noscripts", "json", "slot", "waldir", "prompt"}
 
 // doubleDash rewrites EFM's single-dash long flags to `--name`.
 func doubleDash(args []string) []string {
@@ -164,6 +167,110 @@ cluster-status shows it.`,
 			}
 			return e.adminCommand(cmd.Context(), args[0], func(ctx context.Context, c *httpapi.Client) (string, error) {
 				return c.SetMaintenance(ctx, on)
+			})
+		},
+	}
+}
+
+func createStandbyCmd(e *env) *cobra.Command {
+	var req httpapi.CreateStandbyRequest
+	var prompt bool
+	cmd := &cobra.Command{
+		Use:   "create-standby CLUSTER [-slot NAME] [-waldir DIR] [-prompt]",
+		Short: "Make this node's database a fresh standby of the cluster's primary (pg_basebackup)",
+		Long: `Run on the node that is to become a standby, its agent running (EFM 5's
+create-standby): the local database is stopped; with -slot the replication slot
+is dropped on the primary if unused and created again by pg_basebackup; the data
+directory (and -waldir) is moved aside to DIR.pgfm-replaced-TIME when it holds
+anything (remove it yourself), or filled when it was never initialised; the
+primary is copied with pg_basebackup; the copy is configured as a standby of the
+primary (primary_conninfo, primary_slot_name, standby.signal; the node's own
+configuration files are kept), started, and monitored again.
+
+Refused on the primary, on a witness, during a failover, or when the primary's
+database does not run. -prompt shows the plan and asks before doing anything.
+The command waits until the node streams from the primary (or the copy fails).`,
+		Args: exactArgs(1, "CLUSTER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, _, err := e.load(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := e.localClient(cfg, true)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if prompt {
+				dry := req
+				dry.DryRun = true
+				plan, err := c.CreateStandby(ctx, dry)
+				if err != nil {
+					return explain(cfg, err)
+				}
+				fmt.Fprintf(e.stdout, "%s\nDo you want to continue? [y/N] ", plan)
+				var answer string
+				fmt.Fscanln(cmd.InOrStdin(), &answer)
+				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+					fmt.Fprintln(e.stdout, "Nothing done.")
+					return &ExitError{Code: 1}
+				}
+			}
+			msg, err := c.CreateStandby(ctx, req)
+			if err != nil {
+				return explain(cfg, err)
+			}
+			fmt.Fprintln(e.stdout, msg)
+			return waitStandby(ctx, e, c, cfg.RemoteTimeout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Slot, "slot", "", "physical replication slot to create on the primary and stream through")
+	f.StringVar(&req.WalDir, "waldir", "", "put the standby's pg_wal in this directory (absolute path)")
+	f.BoolVar(&prompt, "prompt", false, "show the plan and ask before doing anything")
+	return cmd
+}
+
+// waitStandby follows the local agent's status until its database streams
+// as a standby or create-standby says it failed.
+func waitStandby(ctx context.Context, e *env, c *httpapi.Client, poll time.Duration) error {
+	last := ""
+	for {
+		st, err := c.NodeStatus(ctx)
+		if err == nil {
+			switch {
+			case st.Type == cluster.Standby && st.DB.WalReceiver == "streaming":
+				fmt.Fprintf(e.stdout, "This node is a standby streaming from %s.\n", st.DB.SenderHost)
+				return nil
+			case strings.HasPrefix(st.IdleReason, "create-standby failed"):
+				return &ExitError{Code: 1, Err: errors.New(st.IdleReason)}
+			case st.IdleReason != "" && st.IdleReason != last:
+				fmt.Fprintln(e.stdout, st.IdleReason)
+				last = st.IdleReason
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(poll, time.Second)):
+		}
+	}
+}
+
+func resetMembersCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "reset-members CLUSTER",
+		Short: "Remove the members whose agents are down, and allowed addresses that never joined",
+		Long: `EFM 5's reset-members: every node whose agent is down is removed from the cluster
+(its consensus member, registration and allowed entry, as disallow-node does),
+addresses allowed but never joined are no longer allowed, and every agent
+rewrites its .nodes file. Refused without a majority of live voting members,
+when the cluster's primary is down (fail over first), and with an external etcd.
+A removed node must be allowed again (allow-node) before it rejoins.`,
+		Args: exactArgs(1, "CLUSTER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.adminCommand(cmd.Context(), args[0], func(ctx context.Context, c *httpapi.Client) (string, error) {
+				return c.ResetMembers(ctx)
 			})
 		},
 	}

@@ -99,6 +99,8 @@ Every command but "agent" talks to the agent running on this node.`,
 		setPriorityCmd(e),
 		maintenanceCmd(e),
 		replicationStatusCmd(e),
+		createStandbyCmd(e),
+		resetMembersCmd(e),
 	)
 	return root
 }

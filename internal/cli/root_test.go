@@ -66,6 +66,11 @@ func TestRunUsageErrors(t *testing.T) {
 			[]string{filepath.Join(empty, "main.properties"), "cannot read the properties file"}},
 		{"missing properties file, admin command", []string{"--config-dir", empty, "allow-node", "main", "10.0.0.9"},
 			[]string{filepath.Join(empty, "main.properties")}},
+		{"set-priority not a number", []string{"--config-dir", empty, "set-priority", "main", "10.0.0.9", "first"}, []string{`priority "first"`, "positive whole number"}},
+		{"set-priority negative", []string{"--config-dir", empty, "set-priority", "main", "10.0.0.9", "--", "-1"}, []string{`priority "-1"`}},
+		{"maintenance neither on nor off", []string{"--config-dir", empty, "maintenance", "main", "maybe"}, []string{`maintenance "maybe"`, "give on or off"}},
+		{"promote with two targets", []string{"--config-dir", empty, "promote", "main", "-switchover", "-sourcenode", "10.0.0.2", "-candidate", "10.0.0.3"}, []string{"name different standbys"}},
+		{"promote with an unknown EFM flag", []string{"--config-dir", empty, "promote", "main", "-force"}, []string{"unknown shorthand flag"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -141,7 +146,8 @@ func TestRunHelpListsCommands(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
 	}
-	for _, c := range []string{"agent", "cluster-status", "cluster-status-json", "node-status-json", "allow-node", "disallow-node", "stop-cluster"} {
+	for _, c := range []string{"agent", "cluster-status", "cluster-status-json", "node-status-json", "allow-node", "disallow-node", "stop-cluster",
+		"resume", "promote", "set-priority", "maintenance", "replication-status", "create-standby", "reset-members"} {
 		found := false
 		for _, line := range strings.Split(stdout, "\n") {
 			if f := strings.Fields(line); len(f) > 0 && f[0] == c {
@@ -158,5 +164,13 @@ func TestRunUnknownCommand(t *testing.T) {
 	code, _, stderr := run(t, "no-such-command")
 	if code == 0 || !strings.Contains(stderr, "no-such-command") {
 		t.Errorf("code %d, stderr:\n%s", code, stderr)
+	}
+}
+
+func TestDoubleDash(t *testing.T) {
+	got := doubleDash([]string{"promote", "prod", "-switchover", "-sourcenode=10.0.0.2", "-quiet", "--noscripts", "-x", "-json", "-slot", "s1", "-prompt"})
+	want := []string{"promote", "prod", "--switchover", "--sourcenode=10.0.0.2", "--quiet", "--noscripts", "-x", "--json", "--slot", "s1", "--prompt"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("got %q, want %q", got, want)
 	}
 }

@@ -161,6 +161,20 @@ func (c *Client) SetMaintenance(ctx context.Context, on bool) (string, error) {
 	return m.Message, err
 }
 
+// CreateStandby asks the agent to make its database a fresh standby.
+func (c *Client) CreateStandby(ctx context.Context, req CreateStandbyRequest) (string, error) {
+	var m Message
+	err := c.do(ctx, http.MethodPost, "/v1/create-standby", req, &m)
+	return m.Message, err
+}
+
+// ResetMembers removes the members whose agents are down.
+func (c *Client) ResetMembers(ctx context.Context) (string, error) {
+	var m Message
+	err := c.do(ctx, http.MethodPost, "/v1/reset-members", nil, &m)
+	return m.Message, err
+}
+
 // URL is the base URL of an agent's API on host:port (IPv6 bracketed).
 func URL(host string, port int) string {
 	return "http://" + net.JoinHostPort(host, fmt.Sprint(port))

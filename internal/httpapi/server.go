@@ -47,6 +47,8 @@ func NewServer(b Backend, token string, log *slog.Logger) *Server {
 	mux.HandleFunc("POST /v1/promote", s.admin(s.promote))
 	mux.HandleFunc("POST /v1/set-priority", s.admin(s.setPriority))
 	mux.HandleFunc("POST /v1/maintenance", s.admin(s.maintenance))
+	mux.HandleFunc("POST /v1/create-standby", s.admin(s.createStandby))
+	mux.HandleFunc("POST /v1/reset-members", s.admin(s.resetMembers))
 	s.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -173,6 +175,20 @@ func (s *Server) maintenance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	msg, err := s.backend.SetMaintenance(r.Context(), req.On)
+	answer(w, msg, err)
+}
+
+func (s *Server) createStandby(w http.ResponseWriter, r *http.Request) {
+	var req CreateStandbyRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	msg, err := s.backend.CreateStandby(r.Context(), req)
+	answer(w, msg, err)
+}
+
+func (s *Server) resetMembers(w http.ResponseWriter, r *http.Request) {
+	msg, err := s.backend.ResetMembers(r.Context())
 	answer(w, msg, err)
 }
 

@@ -146,6 +146,20 @@ func (f *fakeBackend) Replication(ctx context.Context) (ReplicationReport, error
 	return f.repl, nil
 }
 
+func (f *fakeBackend) CreateStandby(ctx context.Context, req CreateStandbyRequest) (string, error) {
+	if f.err != nil {
+		return "", f.err
+	}
+	return fmt.Sprintf("standby slot=%s dry=%t", req.Slot, req.DryRun), nil
+}
+
+func (f *fakeBackend) ResetMembers(ctx context.Context) (string, error) {
+	if f.err != nil {
+		return "", f.err
+	}
+	return "reset", nil
+}
+
 const token = "tok"
 
 func newTestServer(t *testing.T) (*fakeBackend, *httptest.Server) {
@@ -184,6 +198,10 @@ func TestAdminNeedsToken(t *testing.T) {
 		}, "promoted 10.0.0.2"},
 		{"set-priority", func(c *Client) (string, error) { return c.SetPriority(context.Background(), "10.0.0.2", 1) }, "priority of 10.0.0.2 is 1"},
 		{"maintenance", func(c *Client) (string, error) { return c.SetMaintenance(context.Background(), true) }, "maintenance true"},
+		{"create-standby", func(c *Client) (string, error) {
+			return c.CreateStandby(context.Background(), CreateStandbyRequest{Slot: "s1", DryRun: true})
+		}, "standby slot=s1 dry=true"},
+		{"reset-members", func(c *Client) (string, error) { return c.ResetMembers(context.Background()) }, "reset"},
 	}
 	for _, op := range ops {
 		t.Run(op.name, func(t *testing.T) {

@@ -75,6 +75,14 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return err
 }
 
+// CreateStandbyRequest is `pgfm create-standby`.
+type CreateStandbyRequest struct {
+	Slot   string `json:"slot,omitempty"`
+	WalDir string `json:"waldir,omitempty"`
+	// DryRun: only say what would be done (-prompt shows it first).
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
 // PriorityRequest is `pgfm set-priority`.
 type PriorityRequest struct {
 	Address  string `json:"address"`
@@ -196,6 +204,8 @@ type Backend interface {
 	SetPriority(ctx context.Context, addr string, priority int) (string, error)
 	SetMaintenance(ctx context.Context, on bool) (string, error)
 	Replication(ctx context.Context) (ReplicationReport, error)
+	CreateStandby(ctx context.Context, req CreateStandbyRequest) (string, error)
+	ResetMembers(ctx context.Context) (string, error)
 }
 
 // Error is an error with the HTTP status the server answers with; its

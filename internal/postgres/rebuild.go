@@ -234,24 +234,45 @@ func (s Server) DiscardedWAL(ctx context.Context, fork cluster.LSN, tl uint32, t
 	return d, nil
 }
 
+// BackupOptions are pg_basebackup's optional parts (create-standby).
+type BackupOptions struct {
+	Slot   string // create this physical slot on the source and stream through it
+	WalDir string // put pg_wal there (--waldir)
+}
+
 // Basebackup replaces the data directory with a copy of the server at
-// host:port: the old directory is kept beside it, renamed (returned), so
-// nothing the operator may still need is deleted. The copy is a standby
-// of that server once Follow has written its settings.
-func (s Server) Basebackup(ctx context.Context, host string, port int, user string, timeout time.Duration) (kept string, err error) {
-	kept = fmt.Sprintf("%s.pgfm-replaced-%s", strings.TrimRight(s.DataDir, "/"), time.Now().UTC().Format("20060102T150405"))
-	if err := os.Rename(s.DataDir, kept); err != nil {
+// host:port. An existing directory (and WAL directory) is kept beside it,
+// renamed (returned), so nothing the operator may still need is deleted;
+// one that is missing or empty (never initialised) is simply filled. The
+// node's configuration files are put back over the source's. The copy is
+// a standby of that server once Follow has written its settings.
+func (s Server) Basebackup(ctx context.Context, host string, port int, user string, opts BackupOptions, timeout time.Duration) (kept string, err error) {
+	stamp := time.Now().UTC().Format("20060102T150405")
+	kept, err = setAside(s.DataDir, stamp)
+	if err != nil {
 		return "", fmt.Errorf("postgres: pg_basebackup: keep the old data directory: %w", err)
 	}
+	keptWAL := ""
+	if opts.WalDir != "" {
+		if keptWAL, err = setAside(opts.WalDir, stamp); err != nil {
+			return kept, fmt.Errorf("postgres: pg_basebackup: keep the old WAL directory: %w", err)
+		}
+	}
 	restore := func(cause error) (string, error) {
-		if rmErr := os.RemoveAll(s.DataDir); rmErr == nil {
-			if os.Rename(kept, s.DataDir) == nil {
-				return "", cause
+		undo := func(dir, old string) bool {
+			if old == "" {
+				return os.RemoveAll(dir) == nil
 			}
+			return os.RemoveAll(dir) == nil && os.Rename(old, dir) == nil
+		}
+		okData := undo(s.DataDir, kept)
+		okWAL := opts.WalDir == "" || undo(opts.WalDir, keptWAL)
+		if okData && okWAL {
+			return "", cause
 		}
 		return kept, fmt.Errorf("%w; the old data directory is at %s", cause, kept)
 	}
-	if err := os.Mkdir(s.DataDir, 0o700); err != nil {
+	if err := os.MkdirAll(s.DataDir, 0o700); err != nil {
 		return restore(fmt.Errorf("postgres: pg_basebackup: create %s: %w", s.DataDir, err))
 	}
 	if err := s.chownToOwner(s.DataDir); err != nil {
@@ -262,6 +283,12 @@ func (s Server) Basebackup(ctx context.Context, host string, port int, user stri
 	if user != "" {
 		args = append(args, "--username="+user)
 	}
+	if opts.Slot != "" {
+		args = append(args, "--slot="+opts.Slot, "--create-slot")
+	}
+	if opts.WalDir != "" {
+		args = append(args, "--waldir="+opts.WalDir)
+	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd, err := Command(cctx, s.BinDir, s.Owner, "pg_basebackup", args...)
@@ -271,8 +298,64 @@ func (s Server) Basebackup(ctx context.Context, host string, port int, user stri
 	if _, err := Run(cmd); err != nil {
 		return restore(fmt.Errorf("postgres: %w", err))
 	}
-	if err := s.restoreConfig(s.saveConfig(kept)); err != nil {
-		return kept, err
+	if kept != "" {
+		if err := s.restoreConfig(s.saveConfig(kept)); err != nil {
+			return kept, err
+		}
 	}
 	return kept, nil
+}
+
+// setAside renames dir to dir.pgfm-replaced-STAMP unless it is missing or
+// empty (then it is removed, if empty); it returns the new name, or "".
+func setAside(dir, stamp string) (string, error) {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "", nil
+	case err != nil:
+		return "", err
+	case len(entries) == 0:
+		return "", os.Remove(dir)
+	}
+	kept := strings.TrimRight(dir, "/") + ".pgfm-replaced-" + stamp
+	return kept, os.Rename(dir, kept)
+}
+
+// SetStandbySetting writes one setting into postgresql.auto.conf of a
+// stopped server (primary_slot_name after create-standby -slot).
+func (s Server) SetStandbySetting(name, value string) error {
+	path := filepath.Join(s.DataDir, AutoConfFile)
+	text, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return s.writeFileAtomic(path, []byte(RewriteConf(string(text), map[string]string{name: value})))
+}
+
+// DropSlot drops the physical replication slot name on the server at
+// connString if it exists and is not in use (create-standby -slot).
+func DropSlot(ctx context.Context, connString, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, sqlTimeout)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, connString)
+	if err != nil {
+		return fmt.Errorf("postgres: drop slot %s: %w", name, err)
+	}
+	defer closeConn(ctx, conn)
+	var active bool
+	err = conn.QueryRow(ctx, "SELECT active FROM pg_replication_slots WHERE slot_name = $1", name).Scan(&active)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: drop slot %s: %w", name, err)
+	}
+	if active {
+		return fmt.Errorf("postgres: replication slot %s is in use by another standby: choose another -slot name", name)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_drop_replication_slot($1)", name); err != nil {
+		return fmt.Errorf("postgres: drop slot %s: %w", name, err)
+	}
+	return nil
 }

@@ -132,7 +132,7 @@ func TestBasebackupOldPrimary(t *testing.T) {
 	old.Kill(t)
 	var kept string
 	timed(t, "pg_basebackup", func() (err error) {
-		kept, err = oldS.Basebackup(ctx, next.Host, next.Port, "postgres", ctlTimeout)
+		kept, err = oldS.Basebackup(ctx, next.Host, next.Port, "postgres", postgres.BackupOptions{}, ctlTimeout)
 		return err
 	})
 	t.Cleanup(func() { os.RemoveAll(kept) })
