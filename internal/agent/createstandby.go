@@ -108,9 +108,11 @@ func (a *Agent) createStandby(ctx context.Context, rec dcs.Primary, port int, re
 }
 
 func (a *Agent) createStandbySteps(ctx context.Context, rec dcs.Primary, port int, req httpapi.CreateStandbyRequest) error {
-	a.log.Warn("create-standby: stopping the local database", "primary", rec.Node)
-	if err := a.exec.stop(ctx, "fast", a.cfg.LocalTimeout+60*time.Second); err != nil {
-		return err
+	if _, running := a.exec.postmasterStarted(); running {
+		a.log.Warn("create-standby: stopping the local database", "primary", rec.Node)
+		if err := a.exec.stop(ctx, "fast", a.cfg.LocalTimeout+60*time.Second); err != nil {
+			return err
+		}
 	}
 	if req.Slot != "" {
 		source := postgres.ConnString(rec.Node, port, a.cfg.DB.User, a.cfg.DB.Database, a.cfg.DB.SSLMode, a.cfg.RemoteTimeout)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -261,6 +262,12 @@ func (a *Agent) ResetMembers(ctx context.Context) (string, error) {
 	for _, reg := range snap.Registrations {
 		registered[reg.Address] = true
 	}
+	// etcd members of joins that stopped halfway: no registration.
+	halfJoined, err := a.removeUnregisteredMembers(ctx, registered)
+	if err != nil {
+		return "", err
+	}
+	removed = append(removed, halfJoined...)
 	var unjoined []string
 	for _, al := range snap.Allowed {
 		if !registered[al.Address] {
@@ -274,7 +281,7 @@ func (a *Agent) ResetMembers(ctx context.Context) (string, error) {
 	if len(removed) == 0 && len(unjoined) == 0 {
 		return fmt.Sprintf("Every member of cluster %s is up: nothing to remove.", a.cfg.Cluster), nil
 	}
-	msg := fmt.Sprintf("Removed from cluster %s: %s.", a.cfg.Cluster, strings.Join(append([]string{}, removed...), " "))
+	msg := fmt.Sprintf("Removed from cluster %s: %s.", a.cfg.Cluster, strings.Join(removed, ", "))
 	if len(removed) == 0 {
 		msg = fmt.Sprintf("No member of cluster %s is down.", a.cfg.Cluster)
 	}
@@ -282,4 +289,30 @@ func (a *Agent) ResetMembers(ctx context.Context) (string, error) {
 		msg += fmt.Sprintf(" No longer allowed (never joined): %s.", strings.Join(unjoined, " "))
 	}
 	return msg + " Allow a removed node again with allow-node before it rejoins.", nil
+}
+
+// removeUnregisteredMembers removes the etcd members that belong to no
+// registered node: joins that stopped before the joiner registered.
+func (a *Agent) removeUnregisteredMembers(ctx context.Context, registered map[string]bool) ([]string, error) {
+	list, err := a.members.Members(ctx)
+	if err != nil {
+		return nil, httpapi.Errorf(http.StatusServiceUnavailable, "cannot list members: %v", err)
+	}
+	var removed []string
+	for _, m := range list {
+		ip := ""
+		for _, u := range m.PeerURLs {
+			if ap, err := netip.ParseAddrPort(trimScheme(u)); err == nil {
+				ip = ap.Addr().Unmap().String()
+			}
+		}
+		if ip == "" || registered[ip] || ip == a.self {
+			continue
+		}
+		if err := retryUnhealthy(ctx, func(ctx context.Context) error { return a.members.RemoveMember(ctx, m.ID) }); err != nil {
+			return removed, httpapi.Errorf(http.StatusServiceUnavailable, "cannot remove the etcd member of %s: %v", ip, err)
+		}
+		removed = append(removed, ip+" (a join that never completed)")
+	}
+	return removed, nil
 }

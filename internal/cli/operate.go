@@ -244,7 +244,7 @@ func waitStandby(ctx context.Context, e *env, c *httpapi.Client, poll time.Durat
 				return nil
 			case strings.HasPrefix(st.IdleReason, "create-standby failed"):
 				return &ExitError{Code: 1, Err: errors.New(st.IdleReason)}
-			case st.IdleReason != "" && st.IdleReason != last:
+			case strings.HasPrefix(st.IdleReason, "create-standby") && st.IdleReason != last:
 				fmt.Fprintln(e.stdout, st.IdleReason)
 				last = st.IdleReason
 			}
