@@ -2,7 +2,8 @@
 # pgfm demonstration: a primary, two streaming standbys and a witness on
 # loopback addresses, each with its own pgfm agent, using this machine's
 # PostgreSQL. Prints cluster-status, kills the primary's postmaster, shows
-# the failover step by step and the status after it, then removes
+# the failover step by step, the old primary rewound into a standby
+# (auto.rewind), a switchover back and the status after it, then removes
 # everything unless DEMO_KEEP=1. Run it with `make demo`.
 set -euo pipefail
 
@@ -87,7 +88,7 @@ for i in "${!NAMES[@]}"; do
     echo "db.database=postgres"
     echo "db.service.owner=postgres"
     echo "db.bin=$PGBIN"
-    if [ "$n" = witness ]; then echo "is.witness=true"; else echo "db.data.dir=$DIR/$n/data"; fi
+    if [ "$n" = witness ]; then echo "is.witness=true"; else echo "db.data.dir=$DIR/$n/data"; echo "auto.rewind=true"; fi
     echo "bind.address=${HOSTS[$i]}:$BINDPORT"
     echo "admin.port=$ADMINPORT"
     echo "state.dir=$DIR/$n/state"
@@ -166,7 +167,23 @@ for n in "${NAMES[@]}"; do
     | sed -n "s/^time=\([^ ]*\) level=[A-Z]* msg=/\1 [$n] /p"
 done | sort | awk -v t="$(date -u -d @"${t0%.*}" +%Y-%m-%dT%H:%M:%S)" '$1 >= t' | cut -c12-
 
-step "pgfm cluster-status $CLUSTER after the failover"
-for _ in $(seq 1 100); do pgfm witness cluster-status "$CLUSTER" >/dev/null 2>&1 && break; sleep 0.2; done
+step "auto.rewind: the old primary's agent rewinds it into a standby of $new"
+rebuilt=""
+for _ in $(seq 1 300); do
+  if pgfm witness cluster-status "$CLUSTER" >/dev/null 2>&1; then rebuilt=yes; break; fi
+  sleep 0.2
+done
+grep -hE 'rebuilding this old primary|throws away|rebuilt as a standby' "$DIR/primary/log/$CLUSTER.log" 2>/dev/null \
+  | sed -n "s/^time=\([^ ]*\) level=[A-Z]* msg=/\1 [primary] /p" | cut -c12-
+[ -n "$rebuilt" ] || { echo "demo: the old primary was not rebuilt within 60 s"; pgfm witness cluster-status "$CLUSTER" || true; exit 1; }
+
+step "pgfm cluster-status $CLUSTER after the failover: the old primary streams again"
 pgfm witness cluster-status "$CLUSTER" || true
+
+step "switchover back, no write lost: pgfm promote $CLUSTER -switchover -candidate ${HOSTS[0]}"
+pgfm witness promote "$CLUSTER" -switchover -candidate "${HOSTS[0]}" || rc=1
+
+step "pgfm cluster-status $CLUSTER at the end"
+for _ in $(seq 1 100); do pgfm witness cluster-status "$CLUSTER" >/dev/null 2>&1 && break; sleep 0.2; done
+pgfm witness cluster-status "$CLUSTER" || rc=1
 exit $rc
