@@ -88,7 +88,7 @@ for i in "${!NAMES[@]}"; do
     echo "db.database=postgres"
     echo "db.service.owner=postgres"
     echo "db.bin=$PGBIN"
-    if [ "$n" = witness ]; then echo "is.witness=true"; else echo "db.data.dir=$DIR/$n/data"; echo "auto.rewind=true"; fi
+    if [ "$n" = witness ]; then echo "is.witness=true"; else echo "db.data.dir=$DIR/$n/data"; echo "auto.rewind=true"; echo "auto.basebackup=true"; fi
     echo "bind.address=${HOSTS[$i]}:$BINDPORT"
     echo "admin.port=$ADMINPORT"
     echo "state.dir=$DIR/$n/state"
@@ -146,7 +146,7 @@ step "failover: kill -9 the primary's postmaster"
 # cluster-status-json exits 1 while the cluster is unhealthy: that is expected here.
 status_json() { pgfm witness cluster-status-json "$CLUSTER" 2>/dev/null || true; }
 primary_of() { status_json | sed -n 's/^  "primary": "\(.*\)",$/\1/p'; }
-phase_of() { status_json | sed -n 's/^  "primaryPhase": "\(.*\)"$/\1/p'; }
+phase_of() { status_json | sed -n 's/^  "primaryPhase": "\([a-z-]*\)",*$/\1/p'; }
 as_postgres psql -h "${HOSTS[0]}" -p "$DBPORT" -U postgres -qc "CREATE TABLE demo(t text); INSERT INTO demo VALUES ('written before the failover')"
 t0=$(date +%s.%N)
 kill -9 "$(head -1 "$DIR/primary/data/postmaster.pid")"
@@ -167,13 +167,13 @@ for n in "${NAMES[@]}"; do
     | sed -n "s/^time=\([^ ]*\) level=[A-Z]* msg=/\1 [$n] /p"
 done | sort | awk -v t="$(date -u -d @"${t0%.*}" +%Y-%m-%dT%H:%M:%S)" '$1 >= t' | cut -c12-
 
-step "auto.rewind: the old primary's agent rewinds it into a standby of $new"
+step "auto.rewind: the old primary's agent rewinds it into a standby of $new (auto.basebackup if pg_rewind cannot)"
 rebuilt=""
 for _ in $(seq 1 300); do
   if pgfm witness cluster-status "$CLUSTER" >/dev/null 2>&1; then rebuilt=yes; break; fi
   sleep 0.2
 done
-grep -hE 'rebuilding this old primary|throws away|rebuilt as a standby' "$DIR/primary/log/$CLUSTER.log" 2>/dev/null \
+grep -hE 'rebuilding this old primary|throws away|pg_rewind cannot|copied the primary|rebuilt as a standby' "$DIR/primary/log/$CLUSTER.log" 2>/dev/null \
   | sed -n "s/^time=\([^ ]*\) level=[A-Z]* msg=/\1 [primary] /p" | cut -c12-
 [ -n "$rebuilt" ] || { echo "demo: the old primary was not rebuilt within 60 s"; pgfm witness cluster-status "$CLUSTER" || true; exit 1; }
 

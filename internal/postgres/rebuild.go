@@ -61,7 +61,11 @@ func (s Server) FinishCrashRecovery(ctx context.Context, timeout time.Duration) 
 	defer s.setSignalAside()()
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd, err := Command(cctx, s.BinDir, s.Owner, "postgres", "--single", "-F", "-D", s.configDir(), "template1")
+	// The checkpoint that ends recovery must not remove the WAL pg_rewind
+	// reads back to the last checkpoint before the fork (wal_keep_size
+	// keeps what exists; it adds nothing); no archiving meanwhile.
+	cmd, err := Command(cctx, s.BinDir, s.Owner, "postgres", "--single", "-F", "-D", s.configDir(),
+		"-c", "wal_keep_size=1000000", "-c", "archive_mode=off", "template1")
 	if err != nil {
 		return err
 	}
