@@ -62,6 +62,38 @@ func TestSwitchoverAndBack(t *testing.T) {
 	fc := newFailoverCluster(t, nil)
 	old, target, other := fc.Nodes[0], fc.Nodes[1], fc.Nodes[2]
 
+	// Refused, with the reason, when the target cannot take over without
+	// loss or is no standby; nothing changes.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-switchover", "-candidate", "127.0.0.254"}, "is no member"},
+		{[]string{"-switchover", "-candidate", fc.Nodes[3].Host}, "is a witness"},
+		{[]string{"-switchover", "-candidate", "not-an-ip"}, "is not an IP address"},
+		{[]string{"-switchover", "-candidate", old.Host}, "is the primary already"},
+	} {
+		_, errOut, code := old.CLI(t, append([]string{"promote", "prod"}, c.args...)...)
+		if code == 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("promote %v: exit %d, stderr %q; want a refusal saying %q", c.args, code, errOut, c.want)
+		}
+	}
+	// A standby whose WAL receiver stopped is refused as a target.
+	var conninfo string
+	other.PG.QueryRow(t, "SHOW primary_conninfo", &conninfo)
+	other.PG.Exec(t, "ALTER SYSTEM SET primary_conninfo = ''")
+	other.PG.Exec(t, "SELECT pg_reload_conf()")
+	testenv.WaitFor(t, 30*time.Second, "a standby not streaming refused", func() (bool, error) {
+		_, errOut, code := old.CLI(t, "promote", "prod", "-switchover", "-candidate", other.Host)
+		return check(code != 0 && strings.Contains(errOut, "cannot take over without loss: not streaming"), "exit %d, stderr %q", code, errOut)
+	})
+	other.PG.Exec(t, "ALTER SYSTEM SET primary_conninfo = '"+strings.ReplaceAll(conninfo, "'", "''")+"'")
+	other.PG.Exec(t, "SELECT pg_reload_conf()")
+	waitStreaming(t, other, old)
+	if st, _, err := status(t, fc.Nodes[3]); err != nil || st.Epoch != 1 || st.Primary != old.Host {
+		t.Fatalf("a refused switchover changed the cluster: %+v %v", st, err)
+	}
+
 	out := cli(t, fc.Nodes[3], "promote", "prod", "-switchover", "-candidate", target.Host)
 	t.Logf("switchover:\n%s", out)
 	if !strings.Contains(out, "Switchover completed") || !strings.Contains(out, "old primary streaming") {
@@ -104,30 +136,6 @@ func TestSwitchoverAndBack(t *testing.T) {
 	})
 }
 
-// A switchover is refused, with the reason, when its target cannot take
-// over without loss or does not exist.
-func TestSwitchoverRefused(t *testing.T) {
-	fc := newFailoverCluster(t, nil)
-	fc.Nodes[1].PG.Stop(t, "fast")
-	for _, c := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"-switchover", "-candidate", fc.Nodes[1].Host}, "cannot take over without loss"},
-		{[]string{"-switchover", "-candidate", "127.0.0.254"}, "is no member"},
-		{[]string{"-switchover", "-candidate", fc.Nodes[3].Host}, "is a witness"},
-		{[]string{"-switchover", "-candidate", "not-an-ip"}, "is not an IP address"},
-	} {
-		_, errOut, code := fc.Nodes[0].CLI(t, append([]string{"promote", "prod"}, c.args...)...)
-		if code == 0 || !strings.Contains(errOut, c.want) {
-			t.Errorf("promote %v: exit %d, stderr %q; want a refusal saying %q", c.args, code, errOut, c.want)
-		}
-	}
-	if st, _, err := status(t, fc.Nodes[3]); err != nil || st.Epoch != 1 || st.Primary != fc.Nodes[0].Host {
-		t.Fatalf("a refused switchover changed the cluster: %+v %v", st, err)
-	}
-}
-
 // With auto.failover=false a dead primary is not replaced until an
 // operator runs promote; then the best standby is promoted through the
 // fenced path and the other follows it.
@@ -166,39 +174,26 @@ func TestManualPromoteWithDeadPrimary(t *testing.T) {
 	fc.writer.WaitAcked(t, np.Host, 30*time.Second)
 }
 
-// set-priority decides between standbys holding the same WAL: the lower
-// address would win without it.
-func TestSetPriorityChoosesTheWinner(t *testing.T) {
-	fc := newFailoverCluster(t, nil)
-	old, first, second := fc.Nodes[0], fc.Nodes[1], fc.Nodes[2]
-	fc.writer.Stop() // so both standbys hold the same WAL when the primary dies
-	cli(t, old, "set-priority", "prod", second.Host, "1")
-	cli(t, old, "set-priority", "prod", first.Host, "2")
-	waitStatus(t, fc.Nodes[3], 30*time.Second, "both standbys in sync, priorities shown", func(st efmStatus, code int) error {
-		if code != 0 || st.Priorities[second.Host] != 1 || st.Priorities[first.Host] != 2 {
-			return fmt.Errorf("exit %d, priorities %v, messages %v", code, st.Priorities, st.Messages)
-		}
-		return nil
-	})
-	old.PG.Kill(t)
-	np := fc.waitNewPrimary(t, old, 60*time.Second)
-	if np != second {
-		t.Fatalf("%s was promoted; set-priority named %s first", np.Name, second.Name)
-	}
-	waitStreaming(t, first, second)
-}
-
 // Maintenance mode holds off the failover of a killed primary postmaster
-// (and its local restart); the failover happens once it is turned off.
+// (and its local restart); the failover happens once it is turned off, to
+// the standby set-priority put first.
 func TestMaintenanceModeHoldsFailover(t *testing.T) {
 	fc := newFailoverCluster(t, map[string]string{"primary.restart.timeout": "20"})
-	old := fc.Primary()
+	old, first, second := fc.Nodes[0], fc.Nodes[1], fc.Nodes[2]
+	// set-priority decides the winner: without it the lower address,
+	// first, would win. The writer stops so that both standbys hold the
+	// same WAL when the primary dies.
+	fc.writer.Stop()
+	cli(t, old, "set-priority", "prod", second.Host, "1")
+	cli(t, old, "set-priority", "prod", first.Host, "2")
 	out := cli(t, fc.Nodes[2], "maintenance", "prod", "on")
 	if !strings.Contains(out, "maintenance mode") {
 		t.Fatalf("maintenance on printed %q", out)
 	}
-	waitStatus(t, fc.Nodes[3], 30*time.Second, "maintenance mode shown", func(st efmStatus, _ int) error {
-		return checkErr(st.Maintenance, "maintenance %t, messages %v", st.Maintenance, st.Messages)
+	waitStatus(t, fc.Nodes[3], 30*time.Second, "maintenance mode and priorities shown, standbys in sync", func(st efmStatus, code int) error {
+		return checkErr(code == 0 && st.Maintenance && st.Priorities[second.Host] == 1 && st.Priorities[first.Host] == 2 &&
+			len(st.FailoverPriority) == 2 && st.FailoverPriority[0] == second.Host,
+			"maintenance %t, priorities %v, order %v, messages %v", st.Maintenance, st.Priorities, st.FailoverPriority, st.Messages)
 	})
 	old.PG.Kill(t)
 	killed := time.Now()
@@ -218,10 +213,13 @@ func TestMaintenanceModeHoldsFailover(t *testing.T) {
 	}
 	cli(t, fc.Nodes[1], "maintenance", "prod", "off")
 	np := fc.waitNewPrimary(t, old, 60*time.Second)
-	fc.writer.WaitAcked(t, np.Host, 30*time.Second)
+	if np != second {
+		t.Fatalf("%s was promoted; set-priority named %s first", np.Name, second.Name)
+	}
 	if st, _, err := status(t, fc.Nodes[3]); err != nil || st.Maintenance {
 		t.Fatalf("maintenance still shown after off: %+v %v", st, err)
 	}
+	waitStreaming(t, first, second)
 }
 
 func checkErr(ok bool, format string, args ...any) error {
