@@ -6,17 +6,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pgfm/pgfm/internal/config"
 	"github.com/pgfm/pgfm/internal/httpapi"
 )
 
 // adminCommand runs an authenticated operation on the local agent and
 // prints its answer.
 func (e *env) adminCommand(ctx context.Context, name string, op func(context.Context, *httpapi.Client) (string, error)) error {
-	cfg, _, err := e.load(name)
-	if err != nil {
-		return err
-	}
-	c, err := e.localClient(cfg, true)
+	cfg, c, err := e.adminClient(name)
 	if err != nil {
 		return err
 	}
@@ -26,6 +23,17 @@ func (e *env) adminCommand(ctx context.Context, name string, op func(context.Con
 	}
 	fmt.Fprintln(e.stdout, msg)
 	return nil
+}
+
+// adminClient loads cluster name's files and returns a client of the local
+// agent carrying the admin token.
+func (e *env) adminClient(name string) (config.Config, *httpapi.Client, error) {
+	cfg, _, err := e.load(name)
+	if err != nil {
+		return cfg, nil, err
+	}
+	c, err := e.localClient(cfg, true)
+	return cfg, c, err
 }
 
 func allowNodeCmd(e *env) *cobra.Command {

@@ -67,11 +67,7 @@ notification of the request. EFM's single-dash spellings work too.`,
 			if req.Target == "" {
 				req.Target = sourceNode
 			}
-			cfg, _, err := e.load(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := e.localClient(cfg, true)
+			cfg, c, err := e.adminClient(args[0])
 			if err != nil {
 				return err
 			}
@@ -192,11 +188,7 @@ database does not run. -prompt shows the plan and asks before doing anything.
 The command waits until the node streams from the primary (or the copy fails).`,
 		Args: exactArgs(1, "CLUSTER"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, _, err := e.load(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := e.localClient(cfg, true)
+			cfg, c, err := e.adminClient(args[0])
 			if err != nil {
 				return err
 			}
