@@ -57,6 +57,9 @@ var scenarios = []scenario{
 	{"short-freeze", false, nil}, // SIGSTOP for half of node.timeout
 	// pgfm promote -switchover: a planned swap, no write may be lost.
 	{"switchover", true, nil},
+	// postmaster-kill with auto.rewind: the time until the old primary
+	// streams again as a standby is the rebuild time.
+	{"postmaster-kill-rewind", true, map[string]string{"auto.rewind": "true", "auto.basebackup": "true"}},
 }
 
 const (
@@ -64,6 +67,7 @@ const (
 	statusWait     = 15 * time.Second // that write → the status reports the new primary
 	thawWrites     = 2 * time.Second  // writes after a frozen primary is thawed
 	baseline       = time.Second      // writes before the fault
+	rejoinWait     = 90 * time.Second // fault → a rebuilt old primary streaming
 	sampleInterval = 200 * time.Millisecond
 )
 
@@ -218,7 +222,7 @@ func measure(t *runT, p profile, s scenario, res *result) {
 	t.Cleanup(thaw) // a run that ends early leaves nothing stopped
 	fault := time.Now()
 	switch s.name {
-	case "postmaster-kill", "postmaster-kill-restart":
+	case "postmaster-kill", "postmaster-kill-restart", "postmaster-kill-rewind":
 		old.PG.Kill(t)
 	case "node-crash", "node-crash-hanging-notify":
 		old.Kill(t)
@@ -281,6 +285,13 @@ func measure(t *runT, p profile, s scenario, res *result) {
 			// Thawed, the old primary must not take any write.
 			thaw()
 			time.Sleep(thawWrites)
+		}
+		if s.name == "postmaster-kill-rewind" && st.Primary != "" {
+			if at, ok := waitStreamingFrom(old.PG, st.Primary, rejoinWait); ok {
+				res.rejoin = at.Sub(fault)
+			} else {
+				note("the old primary did not stream from %s within %s of the fault", st.Primary, rejoinWait)
+			}
 		}
 	} else {
 		// Observe for 3 × node.timeout after the fault.
@@ -460,6 +471,20 @@ func waitWriteElsewhere(w *testenv.Writer, old string, since time.Time, timeout 
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// waitStreamingFrom waits until pg is in recovery and streams from host;
+// it returns when it saw that.
+func waitStreamingFrom(pg *testenv.PGNode, host string, timeout time.Duration) (time.Time, bool) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		var sender string
+		if err := pg.TryQueryRow("SELECT coalesce((SELECT sender_host FROM pg_stat_wal_receiver WHERE status = 'streaming'), '')", &sender); err == nil && sender == host {
+			return time.Now(), true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Time{}, false
 }
 
 // writable says whether pg is up and out of recovery.
