@@ -92,6 +92,13 @@ func (a *Agent) publish(ctx context.Context) {
 	a.publishMu.Lock()
 	defer a.publishMu.Unlock()
 	obs := a.observeLocal(ctx)
+	if !obs.Up && !a.cfg.IsWitness && !a.postmasterGone() {
+		// A check that failed while a postmaster runs is tried once more
+		// (EFM's local.timeout.final) before it counts: a timeout may be
+		// this agent's own stall (a paused VM, a frozen process) rather
+		// than the database's, and a failure makes the agent idle.
+		obs = a.observe(ctx, a.self, a.cfg.DB.Port, a.cfg.LocalTimeoutFinal)
+	}
 	rec, _ := a.currentPrimary()
 	st := describe(a.cfg, a.self, a.bind, a.adminURL, obs, time.Now().UTC(), a.startedAt)
 	st.Epoch = rec.Epoch

@@ -11,13 +11,12 @@ import (
 	"github.com/pgfm/pgfm/internal/testenv"
 )
 
-// create-standby on a node whose data directory was never initialised
-// (Debian's layout: its configuration lives elsewhere): the agent copies
-// the primary through a new replication slot, starts the copy as a
-// standby and monitors it again.
-func TestCreateStandbyOnEmptyNode(t *testing.T) {
-	fc := newFailoverCluster(t, nil)
-	p, n := fc.Nodes[0], fc.Nodes[2]
+// createStandbyOnEmptyNode runs create-standby on n after emptying its
+// data directory, as on a node never initialised (Debian's layout: its
+// configuration lives elsewhere): the agent copies the primary p through a
+// new replication slot, starts the copy as a standby and monitors it again.
+func createStandbyOnEmptyNode(t *testing.T, fc *failoverCluster, p, n *testenv.Node) {
+	t.Helper()
 	n.Stop(t)
 	n.PG.Stop(t, "fast")
 	conf := n.PG.MoveConfigOut(t)
@@ -51,7 +50,9 @@ func TestCreateStandbyOnEmptyNode(t *testing.T) {
 		if err := n.PG.TryQueryRow("SELECT count(*) FROM pgfm_writes", &rows); err != nil {
 			return false, err
 		}
-		return check(rows == len(fc.writer.Acked()), "%d rows of %d", rows, len(fc.writer.Acked()))
+		// A write may commit without its acknowledgement reaching the
+		// writer before it stopped: at least every acknowledged one.
+		return check(rows >= len(fc.writer.Acked()), "%d rows of %d", rows, len(fc.writer.Acked()))
 	})
 	// Refused on the primary.
 	if _, errOut, code := p.CLI(t, "create-standby", "prod"); code == 0 || !strings.Contains(errOut, "this node is the cluster's primary") {
@@ -59,13 +60,11 @@ func TestCreateStandbyOnEmptyNode(t *testing.T) {
 	}
 }
 
-// reset-members removes a standby whose node is gone, and nothing else;
-// the other agents rewrite their .nodes files.
-func TestResetMembers(t *testing.T) {
-	fc := newFailoverCluster(t, nil)
-	p, gone := fc.Nodes[0], fc.Nodes[2]
-	gone.Kill(t)
-	gone.PG.Kill(t)
+// resetMembers runs reset-members on p while the node gone is down: it
+// removes that node, and nothing else; the other agents rewrite their
+// .nodes files.
+func resetMembers(t *testing.T, fc *failoverCluster, p, gone *testenv.Node) {
+	t.Helper()
 	waitStatus(t, fc.Nodes[3], 30*time.Second, "the node seen down", func(st efmStatus, _ int) error {
 		return checkErr(st.Nodes[gone.Host].Agent == "DOWN", "node %+v", st.Nodes[gone.Host])
 	})
@@ -83,7 +82,10 @@ func TestResetMembers(t *testing.T) {
 		t.Fatalf("status after reset-members: %+v", st)
 	}
 	testenv.WaitFor(t, 30*time.Second, "the .nodes files rewritten", func() (bool, error) {
-		for _, n := range []*testenv.Node{p, fc.Nodes[1], fc.Nodes[3]} {
+		for _, n := range fc.Nodes {
+			if n == gone {
+				continue
+			}
 			if f := strings.Join(nodesFile(t, n), " "); strings.Contains(f, gone.Host) {
 				return false, fmt.Errorf("%s's .nodes still lists %s: %s", n.Name, gone.Host, f)
 			}
@@ -93,5 +95,4 @@ func TestResetMembers(t *testing.T) {
 	if out := cli(t, p, "reset-members", "prod"); !strings.Contains(out, "nothing to remove") {
 		t.Fatalf("second reset-members printed %q", out)
 	}
-	fc.noLostWrites(t, p)
 }

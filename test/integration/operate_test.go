@@ -138,8 +138,9 @@ func TestSwitchoverAndBack(t *testing.T) {
 
 // With auto.failover=false a dead primary is not replaced until an
 // operator runs promote; then the best standby is promoted through the
-// fenced path and the other follows it.
-func TestManualPromoteWithDeadPrimary(t *testing.T) {
+// fenced path and the other follows it. Then reset-members removes the
+// dead node and create-standby rebuilds the other standby from nothing.
+func TestManualPromoteResetMembersCreateStandby(t *testing.T) {
 	fc := newFailoverCluster(t, map[string]string{"auto.failover": "false"})
 	old := fc.Primary()
 	old.Kill(t)
@@ -172,6 +173,16 @@ func TestManualPromoteWithDeadPrimary(t *testing.T) {
 		t.Fatalf("script.fence ran with %q, want %q", fence, want)
 	}
 	fc.writer.WaitAcked(t, np.Host, 30*time.Second)
+
+	// The operator then removes the dead node and rebuilds the other
+	// standby from nothing (one cluster for three operations: make test
+	// stays short).
+	resetMembers(t, fc, np, old)
+	for _, n := range fc.Nodes[1:3] {
+		if n != np {
+			createStandbyOnEmptyNode(t, fc, np, n)
+		}
+	}
 }
 
 // Maintenance mode holds off the failover of a killed primary postmaster
