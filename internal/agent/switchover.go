@@ -125,6 +125,7 @@ func (a *Agent) oldPrimaryOut(ctx context.Context, rec dcs.Primary) bool {
 		}
 	}()
 	deadline := time.Now().Add(2 * a.cfg.NodeTimeout)
+	var downSince time.Time // switchover: the old primary down, no demotion reported
 	for {
 		snap, err := a.store.Snapshot(ctx)
 		if err == nil {
@@ -142,12 +143,21 @@ func (a *Agent) oldPrimaryOut(ctx context.Context, rec dcs.Primary) bool {
 			case !rec.Switchover && (!st.DB.Up || st.DB.InRecovery):
 				return true // down, or a standby: it cannot take writes
 			case st.DB.Up:
+				downSince = time.Time{}
 			case st.Demoted != nil && st.Demoted.Epoch == rec.Epoch:
 				if st.Demoted.Checkpoint == 0 {
 					a.switchoverBecameFailover(ctx, rec, "the old primary did not stop cleanly")
 					return true
 				}
 				return a.replayedPast(ctx, rec, st.Demoted.Checkpoint)
+			case downSince.IsZero():
+				downSince = time.Now()
+			case time.Since(downSince) > a.demoteGrace():
+				// Down without a demotion for longer than a clean stop may
+				// take: it crashed instead (it is down, so it takes no
+				// writes), and no clean stop will be reported.
+				a.switchoverBecameFailover(ctx, rec, "the old primary's database went down without a clean stop")
+				return true
 			}
 		}
 		if time.Now().After(deadline) {
@@ -162,6 +172,11 @@ func (a *Agent) oldPrimaryOut(ctx context.Context, rec dcs.Primary) bool {
 		}
 	}
 }
+
+// demoteGrace is how long an old primary's database may be seen down
+// before its agent reports the clean stop of a switchover: the stop's own
+// bound (demote) and a local check more.
+func (a *Agent) demoteGrace() time.Duration { return 2*a.cfg.LocalTimeout + 5*time.Second }
 
 // switchoverBecameFailover says that the switchover of rec promotes
 // without the old primary's last position: as after a failover, within

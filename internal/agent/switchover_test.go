@@ -91,3 +91,43 @@ func TestFlowSwitchover(t *testing.T) {
 		}
 	}
 }
+
+// The old primary's database crashes after the switchover was committed,
+// before any clean stop: it takes no writes, and no clean stop will be
+// reported, so the target promotes as after a failover once a clean stop
+// would have been reported, and says so; it does not wait forever.
+func TestFlowSwitchoverOldPrimaryCrashes(t *testing.T) {
+	cl := newCluster(t, flowP1, []string{flowS2}, []cluster.LSN{0x5000000})
+	p, a2 := cl.start(flowP1), cl.start(flowS2)
+	cl.coordinator(flowP1)
+	cl.publishAll(p, a2)
+	for _, a := range []*flowAgent{p, a2} {
+		a.reconcile(cl.ctx)
+	}
+	go func() { _, _ = a2.Promote(cl.ctx, httpapi.PromoteRequest{Switchover: true, Target: flowS2}) }()
+	cl.waitFor("the switchover is committed", func() bool { rec, _ := cl.record(); return rec.Epoch == 2 })
+	cl.sync(p, a2)
+	p.pg.crash()
+	p.publish(cl.ctx)
+
+	start := time.Now()
+	promoted := make(chan struct{})
+	go func() { defer close(promoted); a2.reconcile(cl.ctx) }()
+	select {
+	case <-promoted:
+		t.Fatalf("promoted at once, without waiting for a clean stop to be reported; operations %q", cl.hist.get())
+	case <-time.After(time.Second):
+	}
+	select {
+	case <-promoted:
+	case <-time.After(a2.demoteGrace() + 5*time.Second):
+		t.Fatal("still no promotion long after a clean stop would have been reported")
+	}
+	if waited := time.Since(start); waited < a2.demoteGrace() {
+		t.Fatalf("promoted after %s, before the grace of %s", waited, a2.demoteGrace())
+	}
+	wantDB(t, a2, "promote")
+	cl.waitFor("the notification", func() bool {
+		return slices.Contains(cl.log.notifications(), flowS2+": Switchover became a failover")
+	})
+}
