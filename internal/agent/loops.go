@@ -121,13 +121,15 @@ func (a *Agent) publish(ctx context.Context) {
 		a.restartTried = false
 		a.mu.Unlock()
 	}
-	switchingOver := !obs.Up && rec.Switchover && a.stoppedForSwitchover(rec.Epoch)
-	if a.busyRebuilding() {
+	switch {
+	case a.busyRebuilding():
 		// A rebuild or create-standby stopped the database on purpose.
-	} else if switchingOver {
+	case !obs.Up && rec.Switchover && a.stoppedForSwitchover(rec.Epoch):
 		// Stopped on purpose: no failure, and it starts again by itself.
 		st.IdleReason = fmt.Sprintf("database stopped for the switchover to %s (epoch %d); it starts as its standby once %s is promoted", rec.Node, rec.Epoch, rec.Node)
-	} else {
+	case !obs.Up && a.switchoverAborted(rec):
+		st.IdleReason = fmt.Sprintf("database stopped for a switchover that was aborted; it starts and is promoted back (epoch %d)", rec.Epoch)
+	default:
 		a.trackIdle(ctx, obs)
 	}
 	if rec.Node != "" && rec.Node != a.self {

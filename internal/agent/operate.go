@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/pgfm/pgfm/internal/cluster"
 	"github.com/pgfm/pgfm/internal/dcs"
 	"github.com/pgfm/pgfm/internal/decide"
 	"github.com/pgfm/pgfm/internal/hook"
@@ -64,6 +66,11 @@ func (a *Agent) commitManual(ctx context.Context, req httpapi.PromoteRequest, ta
 				"%s not committed: epoch %d named %s meanwhile (a failover or another operation); check cluster-status and try again", name, snap.Primary.Epoch, snap.Primary.Node)
 		}
 		epoch = snap.Primary.Epoch
+		if req.Switchover {
+			// Published statuses may be a local.period old: a standby whose
+			// WAL receiver stopped since must not be chosen.
+			a.observeDatabases(ctx, &snap)
+		}
 		f, err := decide.Manual(a.view(snap, a.voters(ctx)), decide.Request{Switchover: req.Switchover, Target: target})
 		if err != nil {
 			return f, httpapi.Errorf(http.StatusConflict, "%s refused: %v", name, err)
@@ -81,6 +88,31 @@ func (a *Agent) commitManual(ctx context.Context, req httpapi.PromoteRequest, ta
 		if ok {
 			return f, nil
 		}
+	}
+}
+
+// observeDatabases replaces the published observation of every node's
+// database in snap with one made now, all at once (one slow host costs one
+// remote.timeout). A database that does not answer is recorded as down.
+func (a *Agent) observeDatabases(ctx context.Context, snap *dcs.Snapshot) {
+	var addrs []string
+	var ports []int
+	for _, reg := range snap.Registrations {
+		if _, ok := snap.Status[reg.Address]; ok && !reg.Witness {
+			addrs = append(addrs, reg.Address)
+			ports = append(ports, nodeDBPort(reg, *snap, a.cfg.DB.Port))
+		}
+	}
+	obs := make([]cluster.DBObservation, len(addrs))
+	var wg sync.WaitGroup
+	for i := range addrs {
+		wg.Go(func() { obs[i] = a.observe(ctx, addrs[i], ports[i], a.cfg.RemoteTimeout) })
+	}
+	wg.Wait()
+	for i, addr := range addrs {
+		st := snap.Status[addr]
+		st.DB = obs[i]
+		snap.Status[addr] = st
 	}
 }
 
@@ -136,7 +168,7 @@ func (a *Agent) awaitOperation(ctx context.Context, f decide.Failover, start tim
 			rec := snap.Primary
 			switch {
 			case rec.Epoch > f.NewEpoch:
-				res.Outcome = fmt.Sprintf("superseded: epoch %d named %s meanwhile", rec.Epoch, rec.Node)
+				res.Outcome = fmt.Sprintf("superseded: epoch %d named %s meanwhile: %s", rec.Epoch, rec.Node, rec.Reason)
 				return res
 			case rec.Epoch == f.NewEpoch && (rec.Phase == dcs.PhaseFenceFailed || rec.Phase == dcs.PhasePromoteFailed):
 				res.Outcome = fmt.Sprintf("failed: %s: %s", rec.Phase, rec.Detail)

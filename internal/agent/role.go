@@ -209,6 +209,9 @@ func (a *Agent) promoteSelf(ctx context.Context, rec dcs.Primary, rev int64) {
 	if !a.oldPrimaryOut(ctx, rec) {
 		return
 	}
+	if !obs.Up && a.switchoverAborted(rec) && !a.startAborted(ctx) {
+		return
+	}
 	a.notify(ctx, hook.Warning, "Promotion has started", fmt.Sprintf("Promoting %s to replace %s (epoch %d): %s", a.self, rec.Previous, rec.Epoch, rec.Reason))
 	vars := hook.Placeholders{NewPrimary: a.self, FailedPrimary: rec.Previous, Node: a.self, Owner: a.cfg.DB.ServiceOwner}
 	if a.cfg.ScriptFence != "" && !rec.NoScripts {

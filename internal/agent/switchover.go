@@ -88,6 +88,29 @@ func (a *Agent) stoppedForSwitchover(epoch uint64) bool {
 	return a.demoting == epoch && epoch != 0
 }
 
+// switchoverAborted: rec names this node again after it stopped its
+// database for a switchover that was aborted (abortSwitchover); the
+// database is down on purpose until promoteSelf starts it.
+func (a *Agent) switchoverAborted(rec dcs.Primary) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.demoted != nil && rec.Node == a.self && rec.Phase == dcs.PhasePromoting && rec.Epoch > a.demoted.Epoch
+}
+
+// startAborted starts the database that demote stopped cleanly, as the
+// standby it left it, so that promoteSelf can promote it back.
+func (a *Agent) startAborted(ctx context.Context) bool {
+	if err := a.exec.startStandby(ctx, a.cfg.LocalTimeout+30*time.Second); err != nil {
+		a.log.Warn("switchover aborted: cannot start the database to promote it back yet; retrying", "err", err)
+		return false
+	}
+	a.mu.Lock()
+	a.demoted = nil
+	a.mu.Unlock()
+	a.log.Info("switchover aborted: the database runs again, to be promoted back")
+	return true
+}
+
 // demotion is what this agent publishes of its demotion for epoch.
 func (a *Agent) demotion(epoch uint64) *cluster.Demotion {
 	a.mu.Lock()
@@ -188,10 +211,13 @@ func (a *Agent) switchoverBecameFailover(ctx context.Context, rec dcs.Primary, w
 }
 
 // replayedPast waits until this standby has replayed the old primary's
-// shutdown checkpoint at lsn. It waits as long as the record names this
-// node; a standby that cannot get the WAL is not promoted with less.
+// shutdown checkpoint at lsn. A standby that cannot get that WAL is never
+// promoted with less: when its replay has not moved for demoteGrace, it
+// gives the primary back to the old primary, which holds every write.
 func (a *Agent) replayedPast(ctx context.Context, rec dcs.Primary, lsn cluster.LSN) bool {
 	a.log.Info("switchover: the old primary stopped cleanly; replaying up to its last checkpoint", "checkpoint", lsn)
+	var last cluster.LSN
+	moved := time.Now()
 	for {
 		wctx, cancel := context.WithTimeout(ctx, a.cfg.LocalTimeout)
 		got, err := a.waitReplayed(wctx, a.localConnString(), lsn, 5*time.Millisecond)
@@ -203,9 +229,42 @@ func (a *Agent) replayedPast(ctx context.Context, rec dcs.Primary, lsn cluster.L
 		if cur, _ := a.currentPrimary(); cur.Epoch != rec.Epoch || ctx.Err() != nil {
 			return false
 		}
+		if got > last {
+			last, moved = got, time.Now()
+		}
+		if time.Since(moved) > a.demoteGrace() {
+			a.abortSwitchover(ctx, rec, lsn, last)
+			return false
+		}
 		a.log.Warn("switchover: still waiting to replay the old primary's last checkpoint", "checkpoint", lsn, "replayed", got, "err", err)
 		sleep(ctx, a.cfg.LocalPeriod)
 	}
+}
+
+// abortSwitchover names the old primary of the switchover rec again, in a
+// new epoch, guarded by the record's revision: this standby never
+// promoted, and the old primary stopped cleanly with every acknowledged
+// write, so it is promoted back with nothing lost. No script runs: the
+// fence and post-promotion scripts of rec never ran either.
+func (a *Agent) abortSwitchover(ctx context.Context, rec dcs.Primary, checkpoint, replayed cluster.LSN) {
+	snap, err := a.store.Snapshot(ctx)
+	if err != nil || snap.Primary.Epoch != rec.Epoch || snap.Primary.Node != a.self || snap.Primary.Phase != dcs.PhasePromoting {
+		return // the record moved on, or is read again at the next reconcile
+	}
+	why := fmt.Sprintf("switchover to %s aborted: it did not receive the old primary's WAL up to its last checkpoint %s (replayed up to %s, no progress for %s)",
+		a.self, checkpoint, replayed, a.demoteGrace())
+	next := dcs.Primary{
+		Node: rec.Previous, Epoch: rec.Epoch + 1, Phase: dcs.PhasePromoting, Previous: a.self,
+		Reason: why + "; " + rec.Previous + " is primary again", Since: time.Now().UTC(),
+		LastLSN: snap.Primary.LastLSN, Timeline: snap.Primary.Timeline, NoScripts: true,
+	}
+	if ok, err := a.store.UpdatePrimary(ctx, snap.PrimaryRev, next); err != nil || !ok {
+		a.log.Warn("switchover: cannot abort yet; retrying", "err", err)
+		return
+	}
+	a.log.Error("switchover aborted; the old primary is promoted back", "old", rec.Previous, "epoch", next.Epoch, "checkpoint", checkpoint, "replayed", replayed)
+	a.notify(ctx, hook.Severe, "Switchover aborted", fmt.Sprintf("%s; %s is promoted back (epoch %d), nothing is lost. Check %s's replication (pgfm replication-status %s) before trying again.",
+		why, rec.Previous, next.Epoch, a.self, a.cfg.Cluster))
 }
 
 // publishDemotion tells the cluster at once that the old primary's

@@ -131,3 +131,79 @@ func TestFlowSwitchoverOldPrimaryCrashes(t *testing.T) {
 		return slices.Contains(cl.log.notifications(), flowS2+": Switchover became a failover")
 	})
 }
+
+// The target never receives the old primary's last WAL (its WAL receiver
+// stopped after the switchover was committed): it is not promoted with
+// less; once its replay has not moved for demoteGrace it names the old
+// primary again, which starts and is promoted back with nothing lost, and
+// the target follows it.
+func TestFlowSwitchoverTargetCannotReplay(t *testing.T) {
+	cl := newCluster(t, flowP1, []string{flowS2}, []cluster.LSN{0x5000000})
+	p, a2 := cl.start(flowP1), cl.start(flowS2)
+	cl.coordinator(flowP1)
+	cl.publishAll(p, a2)
+	for _, a := range []*flowAgent{p, a2} {
+		a.reconcile(cl.ctx)
+	}
+	done := make(chan httpapi.PromoteResult, 1)
+	go func() {
+		res, _ := p.Promote(cl.ctx, httpapi.PromoteRequest{Switchover: true})
+		done <- res
+	}()
+	cl.waitFor("the switchover is committed", func() bool { rec, _ := cl.record(); return rec.Epoch == 2 })
+	cl.sync(p, a2)
+	p.reconcile(cl.ctx)
+	wantDB(t, p, "follow "+flowS2, "stop fast", "controldata")
+	p.publish(cl.ctx)
+
+	start := time.Now()
+	gaveBack := make(chan struct{})
+	go func() { defer close(gaveBack); a2.reconcile(cl.ctx) }()
+	select {
+	case <-gaveBack:
+	case <-time.After(a2.demoteGrace() + 5*time.Second):
+		t.Fatal("the target still waits long after its replay stopped moving")
+	}
+	if waited := time.Since(start); waited < a2.demoteGrace() {
+		t.Fatalf("gave up after %s, before the grace of %s", waited, a2.demoteGrace())
+	}
+	wantDB(t, a2) // never promoted
+	rec, _ := cl.record()
+	if rec.Epoch != 3 || rec.Node != flowP1 || rec.Previous != flowS2 || rec.Phase != dcs.PhasePromoting || rec.Switchover || !rec.NoScripts ||
+		!strings.Contains(rec.Reason, "aborted") {
+		t.Fatalf("record %+v, want epoch 3 naming the old primary %s again, no scripts", rec, flowP1)
+	}
+
+	// The old primary starts its cleanly stopped database and is promoted back.
+	cl.sync(p, a2)
+	a2.publish(cl.ctx) // the target, in recovery, has seen epoch 3
+	p.publish(cl.ctx)
+	if st, _ := cl.status(flowP1); st.Type != cluster.Idle || !strings.Contains(st.IdleReason, "aborted") {
+		t.Errorf("the old primary published %s %q while its database is down, want the aborted switchover as the reason", st.Type, st.IdleReason)
+	}
+	p.reconcile(cl.ctx)
+	if got := p.pg.Calls()[3:]; !slices.Equal(got, []string{"standby.signal", "start", "promote"}) {
+		t.Errorf("the old primary's database then saw %q, want standby.signal, start, promote", got)
+	}
+	rec, _ = cl.record()
+	if rec.Epoch != 3 || rec.Node != flowP1 || rec.Phase != dcs.PhasePromoted {
+		t.Fatalf("record %+v, want the old primary promoted back in epoch 3", rec)
+	}
+	cl.sync(a2)
+	a2.reconcile(cl.ctx)
+	if got := a2.pg.Calls(); len(got) != 0 || a2.followedEpoch() != 3 {
+		t.Errorf("the target's database saw %q, followed epoch %d; want it to stream from %s in epoch 3, never promoted", got, a2.followedEpoch(), flowP1)
+	}
+	res := <-done
+	if res.Done || !strings.Contains(res.Outcome, "aborted") {
+		t.Errorf("promote returned %+v, want a failure that says the switchover was aborted", res)
+	}
+	cl.waitFor("the notification", func() bool {
+		return slices.Contains(cl.log.notifications(), flowS2+": Switchover aborted")
+	})
+	for _, n := range cl.log.notifications() {
+		if strings.Contains(n, "Idle") {
+			t.Errorf("notification %q: an aborted switchover makes nobody idle", n)
+		}
+	}
+}

@@ -163,6 +163,9 @@ func notInSync(v View, c Candidate, cur cluster.LSN) string {
 		return c.Reject
 	}
 	st := v.Members[c.Node].Status
+	if !st.DB.Up && st.DB.Error != "" {
+		return "its database does not answer: " + st.DB.Error
+	}
 	if st.DB.WalReceiver != "streaming" || st.DB.SenderHost != v.Primary.Node {
 		return fmt.Sprintf("not streaming from %s", v.Primary.Node)
 	}

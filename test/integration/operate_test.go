@@ -83,10 +83,18 @@ func TestSwitchoverAndBack(t *testing.T) {
 	other.PG.QueryRow(t, "SHOW primary_conninfo", &conninfo)
 	other.PG.Exec(t, "ALTER SYSTEM SET primary_conninfo = ''")
 	other.PG.Exec(t, "SELECT pg_reload_conf()")
-	testenv.WaitFor(t, 30*time.Second, "a standby not streaming refused", func() (bool, error) {
-		_, errOut, code := old.CLI(t, "promote", "prod", "-switchover", "-candidate", other.Host)
-		return check(code != 0 && strings.Contains(errOut, "cannot take over without loss: not streaming"), "exit %d, stderr %q", code, errOut)
+	testenv.WaitFor(t, 30*time.Second, other.Name+"'s WAL receiver stopped", func() (bool, error) {
+		var n int
+		if err := other.PG.TryQueryRow("SELECT count(*) FROM pg_stat_wal_receiver", &n); err != nil {
+			return false, err
+		}
+		return check(n == 0, "%d WAL receivers", n)
 	})
+	// At once: the agent looks at the standby itself, not at its last
+	// published status (which may still say streaming).
+	if _, errOut, code := old.CLI(t, "promote", "prod", "-switchover", "-candidate", other.Host); code == 0 || !strings.Contains(errOut, "cannot take over without loss: not streaming") {
+		t.Fatalf("switchover to a standby not streaming: exit %d, stderr %q; want a refusal", code, errOut)
+	}
 	other.PG.Exec(t, "ALTER SYSTEM SET primary_conninfo = '"+strings.ReplaceAll(conninfo, "'", "''")+"'")
 	other.PG.Exec(t, "SELECT pg_reload_conf()")
 	waitStreaming(t, other, old)
