@@ -251,7 +251,7 @@ func (a *Agent) abortSwitchover(ctx context.Context, rec dcs.Primary, checkpoint
 	if err != nil || snap.Primary.Epoch != rec.Epoch || snap.Primary.Node != a.self || snap.Primary.Phase != dcs.PhasePromoting {
 		return // the record moved on, or is read again at the next reconcile
 	}
-	why := fmt.Sprintf("switchover to %s aborted: it did not receive the old primary's WAL up to its last checkpoint %s (replayed up to %s, no progress for %s)",
+	why := fmt.Sprintf("switchover to %s aborted: it did not replay the old primary's WAL up to its last checkpoint %s (replayed up to %s, no progress for %s)",
 		a.self, checkpoint, replayed, a.demoteGrace())
 	next := dcs.Primary{
 		Node: rec.Previous, Epoch: rec.Epoch + 1, Phase: dcs.PhasePromoting, Previous: a.self,

@@ -102,7 +102,32 @@ func TestSwitchoverAndBack(t *testing.T) {
 		t.Fatalf("a refused switchover changed the cluster: %+v %v", st, err)
 	}
 
-	out := cli(t, fc.Nodes[3], "promote", "prod", "-switchover", "-candidate", target.Host)
+	// A target that cannot replay the old primary's last WAL (an operator
+	// paused its replay) is never promoted with less: it names the old
+	// primary again, which is promoted back with every write, and it
+	// follows it. No script runs for either.
+	other.PG.Exec(t, "SELECT pg_wal_replay_pause()")
+	out, _, code := old.CLI(t, "promote", "prod", "-switchover", "-candidate", other.Host)
+	t.Logf("switchover to a standby whose replay is paused:\n%s", out)
+	if code == 0 || !strings.Contains(out, "aborted") {
+		t.Fatalf("switchover to a standby whose replay is paused: exit %d, printed\n%s\nwant it aborted", code, out)
+	}
+	waitStatus(t, fc.Nodes[3], 60*time.Second, "the old primary promoted back", func(st efmStatus, _ int) error {
+		if st.Epoch != 3 || st.Primary != old.Host || st.Nodes[old.Host].Type != "Primary" {
+			return fmt.Errorf("epoch %d, primary %s (%s)", st.Epoch, st.Primary, st.Nodes[old.Host].Type)
+		}
+		return nil
+	})
+	other.PG.Exec(t, "SELECT pg_wal_replay_resume()")
+	waitStreaming(t, other, old)
+	waitStreaming(t, target, old)
+	fc.writer.WaitAcked(t, old.Host, 30*time.Second)
+	testenv.WaitFor(t, 30*time.Second, "the abort notified", func() (bool, error) {
+		notes, _ := os.ReadFile(fc.noteLog)
+		return check(strings.Contains(string(notes), "Switchover aborted"), "notifications:\n%s", notes)
+	})
+
+	out = cli(t, fc.Nodes[3], "promote", "prod", "-switchover", "-candidate", target.Host)
 	t.Logf("switchover:\n%s", out)
 	if !strings.Contains(out, "Switchover completed") || !strings.Contains(out, "old primary streaming") {
 		t.Fatalf("promote -switchover printed:\n%s", out)
