@@ -245,6 +245,13 @@ func (r *flowLog) notifications() []string {
 	return slices.Clone(r.notes)
 }
 
+// logged: some line of the agents' log contains s.
+func (r *flowLog) logged(s string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.ContainsFunc(r.lines, func(l string) bool { return strings.Contains(l, s) })
+}
+
 // flowCluster is a cluster of agents sharing one dcs.Memory.
 type flowCluster struct {
 	t     *testing.T

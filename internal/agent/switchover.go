@@ -233,12 +233,29 @@ func (a *Agent) replayedPast(ctx context.Context, rec dcs.Primary, lsn cluster.L
 			last, moved = got, time.Now()
 		}
 		if time.Since(moved) > a.demoteGrace() {
+			if !a.alive(ctx, rec.Previous) {
+				// Nobody to give the primary back to: its database is down
+				// (stopped cleanly) and its agent gone.
+				a.switchoverBecameFailover(ctx, rec, "this standby could not replay the old primary's last WAL and the old primary's agent is gone")
+				return true
+			}
 			a.abortSwitchover(ctx, rec, lsn, last)
 			return false
 		}
 		a.log.Warn("switchover: still waiting to replay the old primary's last checkpoint", "checkpoint", lsn, "replayed", got, "err", err)
 		sleep(ctx, a.cfg.LocalPeriod)
 	}
+}
+
+// alive: addr's agent holds its lease (its status is published); true
+// when the store cannot say.
+func (a *Agent) alive(ctx context.Context, addr string) bool {
+	snap, err := a.store.Snapshot(ctx)
+	if err != nil {
+		return true
+	}
+	_, ok := snap.Status[addr]
+	return ok
 }
 
 // abortSwitchover names the old primary of the switchover rec again, in a

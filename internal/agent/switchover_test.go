@@ -207,3 +207,45 @@ func TestFlowSwitchoverTargetCannotReplay(t *testing.T) {
 		}
 	}
 }
+
+// The target cannot replay the old primary's last WAL and the old
+// primary's agent dies meanwhile: there is nobody to give the primary
+// back to, its database is down, so the target promotes as after a
+// failover and says so.
+func TestFlowSwitchoverTargetCannotReplayOldAgentGone(t *testing.T) {
+	cl := newCluster(t, flowP1, []string{flowS2, flowS3}, []cluster.LSN{0x5000000, 0x5000000})
+	p, a2, a3 := cl.start(flowP1), cl.start(flowS2), cl.start(flowS3)
+	cl.coordinator(flowP1)
+	cl.publishAll(p, a2, a3)
+	for _, a := range []*flowAgent{p, a2, a3} {
+		a.reconcile(cl.ctx)
+	}
+	go func() { _, _ = a3.Promote(cl.ctx, httpapi.PromoteRequest{Switchover: true, Target: flowS2}) }()
+	cl.waitFor("the switchover is committed", func() bool { rec, _ := cl.record(); return rec.Epoch == 2 })
+	cl.sync(p, a2)
+	p.reconcile(cl.ctx)
+	p.publish(cl.ctx)
+	promoted := make(chan struct{})
+	go func() { defer close(promoted); a2.reconcile(cl.ctx) }()
+	cl.waitFor("the target waits for replay", func() bool {
+		return cl.log.logged("replaying up to its last checkpoint")
+	})
+	p.stop()
+	cl.cut(flowP1)
+	cl.advance(flowNodeTimeout + time.Second)
+	if _, ok := cl.status(flowP1); ok {
+		t.Fatal("the old primary's status outlived its lease")
+	}
+	select {
+	case <-promoted:
+	case <-time.After(a2.demoteGrace() + 5*time.Second):
+		t.Fatal("no promotion long after the replay stopped moving")
+	}
+	wantDB(t, a2, "promote")
+	if rec, _ := cl.record(); rec.Epoch != 2 || rec.Node != flowS2 || rec.Phase != dcs.PhasePromoted {
+		t.Fatalf("record %+v, want %s promoted in epoch 2", rec, flowS2)
+	}
+	cl.waitFor("the notification", func() bool {
+		return slices.Contains(cl.log.notifications(), flowS2+": Switchover became a failover")
+	})
+}
