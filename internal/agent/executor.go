@@ -177,6 +177,19 @@ func (e *executor) setStandbySetting(name, value string) error {
 	return e.db.SetStandbySetting(name, value)
 }
 
+// stopStartedAt stops the postmaster that started at started, and no
+// other: a decision made on one observation must not stop a server
+// started since (by an operator, say). It reports whether it stopped one.
+func (e *executor) stopStartedAt(ctx context.Context, started time.Time, mode string, timeout time.Duration) (bool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now, running := e.db.PostmasterStarted()
+	if !running || !now.Equal(started) {
+		return false, nil
+	}
+	return true, e.db.Stop(ctx, mode, timeout)
+}
+
 // postmasterStarted reads postmaster.pid (no lock: it only reads a file).
 func (e *executor) postmasterStarted() (time.Time, bool) { return e.db.PostmasterStarted() }
 

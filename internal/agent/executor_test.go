@@ -13,7 +13,10 @@ import (
 )
 
 // fakeDB records the operations that reach the database.
-type fakeDB struct{ calls []string }
+type fakeDB struct {
+	calls   []string
+	started time.Time // the running postmaster's start; zero: none runs
+}
 
 func (f *fakeDB) Start(context.Context, time.Duration) error {
 	f.calls = append(f.calls, "start")
@@ -39,7 +42,7 @@ func (f *fakeDB) EnsureStandbySignal() error {
 	f.calls = append(f.calls, "standby.signal")
 	return nil
 }
-func (f *fakeDB) PostmasterStarted() (time.Time, bool) { return time.Time{}, false }
+func (f *fakeDB) PostmasterStarted() (time.Time, bool) { return f.started, !f.started.IsZero() }
 func (f *fakeDB) ControlData(context.Context) (postgres.ControlData, error) {
 	f.calls = append(f.calls, "controldata")
 	return postgres.ControlData{State: "shut down", Checkpoint: 0x3000060}, nil
@@ -168,3 +171,30 @@ func (f *fakeDB) Basebackup(context.Context, string, int, string, postgres.Backu
 }
 
 func (f *fakeDB) SetStandbySetting(string, string) error { return nil }
+
+// stop.failed.primary stops the postmaster it was decided on, never one
+// started since (the decision may wait for the executor while an operator
+// starts the database again).
+func TestExecutorStopsOnlyThePostmasterDecidedOn(t *testing.T) {
+	ctx := context.Background()
+	failed := time.Date(2026, 12, 7, 10, 44, 45, 0, time.UTC)
+	for _, c := range []struct {
+		name    string
+		running time.Time
+		want    []string
+		stopped bool
+	}{
+		{"the failed postmaster still runs", failed, []string{"stop immediate"}, true},
+		{"another postmaster started since", failed.Add(25 * time.Second), nil, false},
+		{"no postmaster runs", time.Time{}, nil, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			db := &fakeDB{started: c.running}
+			e := &executor{db: db}
+			stopped, err := e.stopStartedAt(ctx, failed, "immediate", time.Second)
+			if err != nil || stopped != c.stopped || !slices.Equal(db.calls, c.want) {
+				t.Fatalf("stopped %t, err %v, database saw %q; want stopped %t and %q", stopped, err, db.calls, c.stopped, c.want)
+			}
+		})
+	}
+}

@@ -116,7 +116,7 @@ func (a *Agent) act(ctx context.Context, acts []node.Action, want func(node.Acti
 		case node.ReleaseVIP:
 			a.releaseVIP(ctx, act.Why)
 		case node.StopFailedPrimary:
-			a.stopFailedPrimary(ctx, act.Epoch)
+			a.stopFailedPrimary(ctx, act)
 		case node.KeepDown:
 			if err := a.exec.keepDown(); err != nil {
 				a.log.Warn("cannot write standby.signal", "err", err)
@@ -139,7 +139,8 @@ func (a *Agent) act(ctx context.Context, acts []node.Action, want func(node.Acti
 // cannot wake up writable and take writes before it is seen. A postmaster
 // started since (an operator's) is left alone (node.StopFailed), and a
 // stale primary that answers is always stopped (fenceStale).
-func (a *Agent) stopFailedPrimary(ctx context.Context, epoch uint64) {
+func (a *Agent) stopFailedPrimary(ctx context.Context, act node.StopFailedPrimary) {
+	epoch := act.Epoch
 	a.mu.Lock()
 	done := a.failedStopEpoch >= epoch
 	a.failedStopEpoch = max(a.failedStopEpoch, epoch)
@@ -148,8 +149,12 @@ func (a *Agent) stopFailedPrimary(ctx context.Context, epoch uint64) {
 		return
 	}
 	a.log.Warn("stopping the failed primary's database (stop.failed.primary)", "epoch", epoch)
-	if err := a.exec.stop(ctx, "immediate", a.cfg.LocalTimeout+5*time.Second); err != nil {
+	stopped, err := a.exec.stopStartedAt(ctx, act.Started, "immediate", a.cfg.LocalTimeout+5*time.Second)
+	switch {
+	case err != nil:
 		a.log.Error("cannot stop the failed primary's database", "err", err)
+	case !stopped:
+		a.log.Info("the failed primary's postmaster is gone already; a postmaster started since is left alone", "failed_started", act.Started)
 	}
 }
 

@@ -51,7 +51,13 @@ type ReleaseVIP struct{ Why string }
 
 // StopFailedPrimary: this node's failed primary was replaced: stop the
 // postmaster that failed (stop.failed.primary), once for the epoch.
-type StopFailedPrimary struct{ Epoch uint64 }
+type StopFailedPrimary struct {
+	Epoch uint64
+	// Started is when the postmaster to stop started (postmaster.pid): the
+	// one that failed. Another one running by the time the action is
+	// carried out (an operator started it) is left alone.
+	Started time.Time
+}
 
 // KeepDown: the database is down and not the primary's: leave
 // standby.signal so that nothing starts it writable.

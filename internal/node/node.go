@@ -148,7 +148,7 @@ func Step(in Input, now time.Time) []Action {
 	case !db.Up:
 		if rec.Previous == in.Self && loc.FailedStopEpoch < rec.Epoch &&
 			StopFailed(s.StopFailedPrimary, loc.FailedAt, loc.PostmasterStarted, loc.PostmasterRunning) {
-			acts = append(acts, StopFailedPrimary{Epoch: rec.Epoch})
+			acts = append(acts, StopFailedPrimary{Epoch: rec.Epoch, Started: loc.PostmasterStarted})
 		}
 		if s.Rebuild && loc.OldPrimaryData && !loc.PostmasterRunning && rec.Phase == cluster.PhasePromoted && loc.RebuiltEpoch < rec.Epoch {
 			acts = append(acts, Rebuild{Primary: rec.Node, Epoch: rec.Epoch})

@@ -134,6 +134,7 @@ func postmasterStarted(d time.Duration) edit {
 var (
 	fenceStale = FenceStale{Why: "is writable but the cluster's primary is " + p, Epoch: 8, Primary: p}
 	releaseVIP = ReleaseVIP{Why: "the cluster's primary is " + p}
+	stopFailed = StopFailedPrimary{Epoch: 8, Started: t0.Add(-time.Hour)}
 )
 
 func isolated(d time.Duration) Action { return FenceIsolated{Until: t0.Add(d)} }
@@ -248,9 +249,9 @@ var scenes = []scene{
 
 	// Another node is the primary and this database is down.
 	{"the failed primary was replaced: stop its hung postmaster, keep it down",
-		failedPrimary(), acts(StopFailedPrimary{Epoch: 8}, KeepDown{})},
+		failedPrimary(), acts(stopFailed, KeepDown{})},
 	{"the failed primary holds the VIP: release it first",
-		failedPrimary(vipHeld), acts(releaseVIP, StopFailedPrimary{Epoch: 8}, KeepDown{})},
+		failedPrimary(vipHeld), acts(releaseVIP, stopFailed, KeepDown{})},
 	{"a standby's database is down: keep it down, nothing to stop",
 		standby(dbDown), acts(KeepDown{})},
 	{"down, but this node was not the replaced primary: no stop",
@@ -260,7 +261,7 @@ var scenes = []scene{
 	{"postmaster started exactly 1 s before the failure: too close to tell, no stop",
 		failedPrimary(postmasterStarted(time.Second)), acts(KeepDown{})},
 	{"postmaster started 1.001 s before the failure: the one that failed, stop it",
-		failedPrimary(postmasterStarted(1001 * time.Millisecond)), acts(StopFailedPrimary{Epoch: 8}, KeepDown{})},
+		failedPrimary(postmasterStarted(1001 * time.Millisecond)), acts(StopFailedPrimary{Epoch: 8, Started: t0.Add(-10*time.Second - 1001*time.Millisecond)}, KeepDown{})},
 	{"postmaster started by an operator after the failure: left alone",
 		failedPrimary(postmasterStarted(-time.Minute)), acts(KeepDown{})},
 	{"no failure seen by this agent (FailedAt zero): no stop",
@@ -270,7 +271,7 @@ var scenes = []scene{
 	{"stopped for a later epoch (record not caught up): not again",
 		failedPrimary(failedStop(9)), acts(KeepDown{})},
 	{"down while the new primary is still promoting: stop and keep down all the same",
-		failedPrimary(phase(cluster.PhasePromoting)), acts(StopFailedPrimary{Epoch: 8}, KeepDown{})},
+		failedPrimary(phase(cluster.PhasePromoting)), acts(stopFailed, KeepDown{})},
 	{"down and waiting for a rejoin: kept down", failedPrimary(fenced, failedStop(8)), acts(KeepDown{})},
 
 	// Another node is the primary and this database is a standby (auto.reconfigure).
@@ -310,7 +311,7 @@ var scenes = []scene{
 	{"rebuild off: kept down", failedPrimary(postmasterGone, oldPrimaryData), acts(KeepDown{})},
 	{"a standby's data directory is not rebuilt", standby(postmasterGone, rebuild), acts(KeepDown{})},
 	{"postmaster still running (hung): stopped first, not rebuilt",
-		failedPrimary(rebuild, oldPrimaryData), acts(StopFailedPrimary{Epoch: 8}, KeepDown{})},
+		failedPrimary(rebuild, oldPrimaryData), acts(stopFailed, KeepDown{})},
 	{"the new primary still promoting: not rebuilt yet",
 		failedPrimary(postmasterGone, rebuild, oldPrimaryData, phase(cluster.PhasePromoting)), acts(KeepDown{})},
 

@@ -219,7 +219,9 @@ func (s Server) Promote(ctx context.Context, connString string, wait time.Durati
 }
 
 // promoteSQL promotes through pg_promote, unless the server is out of
-// recovery already.
+// recovery already. It asks without waiting and then looks every
+// promotePoll on the same connection: pg_promote's own wait looks only
+// every 100 ms, and every write waits for the promotion.
 func promoteSQL(ctx context.Context, connString string, wait time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, wait+pgCtlSlack)
 	defer cancel()
@@ -228,18 +230,36 @@ func promoteSQL(ctx context.Context, connString string, wait time.Duration) erro
 		return err
 	}
 	defer closeConn(ctx, conn)
-	var done bool
-	err = conn.QueryRow(ctx, `SELECT CASE WHEN pg_is_in_recovery()
-		THEN pg_promote(wait => true, wait_seconds => $1::int) ELSE true END`,
-		int(math.Ceil(wait.Seconds()))).Scan(&done)
+	var signalled bool
+	err = conn.QueryRow(ctx, `SELECT CASE WHEN pg_is_in_recovery() THEN pg_promote(wait => false) ELSE true END`).Scan(&signalled)
 	if err != nil {
 		return err
 	}
-	if !done {
-		return fmt.Errorf("postgres: promote: %w (%s)", ErrPromoteTimeout, wait)
+	if !signalled {
+		return fmt.Errorf("postgres: promote: the server did not accept the promotion request")
 	}
-	return nil
+	deadline := time.Now().Add(wait)
+	for {
+		var recovering bool
+		if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&recovering); err != nil {
+			return err
+		}
+		if !recovering {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("postgres: promote: %w (%s)", ErrPromoteTimeout, wait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(promotePoll):
+		}
+	}
 }
+
+// promotePoll is how often promoteSQL looks whether recovery ended.
+const promotePoll = 5 * time.Millisecond
 
 // runningOutOfRecovery reports whether the server runs and has no signal
 // file: the server removes them when it leaves recovery.
