@@ -15,7 +15,9 @@ import (
 // data directory, as on a node never initialised (Debian's layout: its
 // configuration lives elsewhere): the agent copies the primary p through a
 // new replication slot, starts the copy as a standby and monitors it again.
-func createStandbyOnEmptyNode(t *testing.T, fc *failoverCluster, p, n *testenv.Node) {
+// crashed names a primary that crashed earlier (its unsent writes may be
+// missing).
+func createStandbyOnEmptyNode(t *testing.T, fc *failoverCluster, p, n *testenv.Node, crashed string) {
 	t.Helper()
 	n.Stop(t)
 	n.PG.Stop(t, "fast")
@@ -44,7 +46,7 @@ func createStandbyOnEmptyNode(t *testing.T, fc *failoverCluster, p, n *testenv.N
 		nn := st.Nodes[n.Host]
 		return checkErr(nn.Type == "Standby" && nn.Agent == "UP" && nn.DB == "UP", "node %+v", nn)
 	})
-	fc.noLostWrites(t, p)
+	fc.noLostWrites(t, p, crashed)
 	testenv.WaitFor(t, 30*time.Second, "the writes on the new standby", func() (bool, error) {
 		var rows int
 		if err := n.PG.TryQueryRow("SELECT count(*) FROM pgfm_writes", &rows); err != nil {
