@@ -24,6 +24,7 @@ type database interface {
 	EnsureStandbySignal() error
 	PostmasterStarted() (started time.Time, running bool)
 	ControlData(ctx context.Context) (postgres.ControlData, error)
+	Checkpoint(ctx context.Context, connString string) error
 	Rewind(ctx context.Context, source string, dryRun bool, timeout time.Duration) (postgres.Rewind, error)
 	DiscardedWAL(ctx context.Context, fork cluster.LSN, tl uint32, timeout time.Duration) (postgres.Discarded, error)
 	Basebackup(ctx context.Context, host string, port int, user string, opts postgres.BackupOptions, timeout time.Duration) (string, error)
@@ -133,6 +134,12 @@ func (e *executor) demote(ctx context.Context, connString, host string, port int
 		return postgres.ControlData{}, err
 	}
 	return e.db.ControlData(ctx)
+}
+
+// checkpoint runs CHECKPOINT on the local database (no lock: it changes
+// no role or state).
+func (e *executor) checkpoint(ctx context.Context, connString string) error {
+	return e.db.Checkpoint(ctx, connString)
 }
 
 // startStandby starts the database as a standby. It needs no lease: with

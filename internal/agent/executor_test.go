@@ -48,6 +48,11 @@ func (f *fakeDB) ControlData(context.Context) (postgres.ControlData, error) {
 	return postgres.ControlData{State: "shut down", Checkpoint: 0x3000060}, nil
 }
 
+func (f *fakeDB) Checkpoint(context.Context, string) error {
+	f.calls = append(f.calls, "checkpoint")
+	return nil
+}
+
 // fakeVIP is an address that is held or not.
 type fakeVIP struct {
 	held       bool

@@ -150,6 +150,13 @@ func (f *fakePG) ControlData(context.Context) (postgres.ControlData, error) {
 	return f.control, nil
 }
 
+func (f *fakePG) Checkpoint(context.Context, string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("checkpoint")
+	return nil
+}
+
 func (f *fakePG) Restart(context.Context, time.Duration) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -27,6 +27,14 @@ func (a *Agent) demote(ctx context.Context, d node.Demote) {
 	a.mu.Unlock()
 	a.releaseVIP(ctx, "switchover to "+d.Primary)
 	timeout := a.cfg.LocalTimeout + 5*time.Second
+	// While it still takes writes: the shutdown checkpoint, during which
+	// nobody can write, then has little left to flush. A failure only
+	// makes the stop slower.
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	if err := a.exec.checkpoint(cctx, a.localConnString()); err != nil {
+		a.log.Warn("switchover: CHECKPOINT before the clean stop failed; the stop may take longer", "err", err)
+	}
+	cancel()
 	cd, err := a.exec.demote(ctx, a.localConnString(), d.Primary, a.cfg.DB.Port, a.cfg.DB.User, a.applicationName(), timeout)
 	dem := &cluster.Demotion{Epoch: d.Epoch}
 	switch {

@@ -42,7 +42,7 @@ func TestFlowSwitchover(t *testing.T) {
 	promoted := make(chan struct{})
 	go func() { defer close(promoted); a2.reconcile(cl.ctx) }()
 	p.reconcile(cl.ctx)
-	wantDB(t, p, "follow "+flowS2, "stop fast", "controldata")
+	wantDB(t, p, "checkpoint", "follow "+flowS2, "stop fast", "controldata")
 	p.publish(cl.ctx)
 	if st, _ := cl.status(flowP1); st.Demoted == nil || st.Demoted.Checkpoint != 0x5000000 || !strings.Contains(st.IdleReason, "switchover") {
 		t.Fatalf("the old primary published %+v (demoted %+v); want its checkpoint 0/5000000 and the switchover as the reason it is down", st, st.Demoted)
@@ -65,7 +65,7 @@ func TestFlowSwitchover(t *testing.T) {
 	// The old primary comes back as the new primary's standby.
 	cl.sync(p)
 	p.reconcile(cl.ctx)
-	if got := p.pg.Calls()[3:]; !slices.Equal(got, []string{"standby.signal", "start"}) {
+	if got := p.pg.Calls()[4:]; !slices.Equal(got, []string{"standby.signal", "start"}) {
 		t.Errorf("the old primary's database then saw %q, want standby.signal, start", got)
 	}
 	p.publish(cl.ctx)
@@ -153,7 +153,7 @@ func TestFlowSwitchoverTargetCannotReplay(t *testing.T) {
 	cl.waitFor("the switchover is committed", func() bool { rec, _ := cl.record(); return rec.Epoch == 2 })
 	cl.sync(p, a2)
 	p.reconcile(cl.ctx)
-	wantDB(t, p, "follow "+flowS2, "stop fast", "controldata")
+	wantDB(t, p, "checkpoint", "follow "+flowS2, "stop fast", "controldata")
 	p.publish(cl.ctx)
 
 	start := time.Now()
@@ -182,7 +182,7 @@ func TestFlowSwitchoverTargetCannotReplay(t *testing.T) {
 		t.Errorf("the old primary published %s %q while its database is down, want the aborted switchover as the reason", st.Type, st.IdleReason)
 	}
 	p.reconcile(cl.ctx)
-	if got := p.pg.Calls()[3:]; !slices.Equal(got, []string{"standby.signal", "start", "promote"}) {
+	if got := p.pg.Calls()[4:]; !slices.Equal(got, []string{"standby.signal", "start", "promote"}) {
 		t.Errorf("the old primary's database then saw %q, want standby.signal, start, promote", got)
 	}
 	rec, _ = cl.record()

@@ -36,6 +36,11 @@ func Checkpoint(ctx context.Context, connString string) error {
 	return nil
 }
 
+// Checkpoint runs CHECKPOINT on the server at connString.
+func (s Server) Checkpoint(ctx context.Context, connString string) error {
+	return Checkpoint(ctx, connString)
+}
+
 // CanRewind says why pg_rewind cannot work on this data directory: it
 // needs wal_log_hints=on or data checksums; nil when it can.
 func (c ControlData) CanRewind() error {
