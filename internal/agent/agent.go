@@ -99,7 +99,10 @@ type Agent struct {
 	// rebuiltEpoch is the last epoch a rebuild was tried for; rebuilding
 	// says what runs now ("" when nothing).
 	rebuiltEpoch uint64
-	rebuilding   string
+	// isolatedEpoch is the epoch in which this named primary stopped its
+	// database when cut off from the majority; 0 once it runs again.
+	isolatedEpoch uint64
+	rebuilding    string
 	// createFailed says why the last create-standby failed ("" when none).
 	createFailed string
 

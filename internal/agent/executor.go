@@ -22,6 +22,7 @@ type database interface {
 	Promote(ctx context.Context, connString string, wait time.Duration) error
 	Follow(ctx context.Context, connString, primaryHost string, primaryPort int, user, appName string) (restart bool, err error)
 	EnsureStandbySignal() error
+	RemoveStandbySignal() error
 	PostmasterStarted() (started time.Time, running bool)
 	ControlData(ctx context.Context) (postgres.ControlData, error)
 	Checkpoint(ctx context.Context, connString string) error
@@ -70,6 +71,22 @@ func (e *executor) start(ctx context.Context, timeout time.Duration) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err := e.leaseCheck(e.margin); err != nil {
+		return err
+	}
+	return e.db.Start(ctx, timeout)
+}
+
+// startPrimary starts the database out of recovery (standby.signal
+// removed): an isolated primary that nobody replaced. A lease valid for
+// twice the margin is required, as for the address: it must not fence
+// itself again at once.
+func (e *executor) startPrimary(ctx context.Context, timeout time.Duration) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.leaseCheck(2 * e.margin); err != nil {
+		return err
+	}
+	if err := e.db.RemoveStandbySignal(); err != nil {
 		return err
 	}
 	return e.db.Start(ctx, timeout)

@@ -38,6 +38,10 @@ func (f *fakeDB) Follow(_ context.Context, _, host string, _ int, _, _ string) (
 	f.calls = append(f.calls, "follow "+host)
 	return true, nil
 }
+func (f *fakeDB) RemoveStandbySignal() error {
+	f.calls = append(f.calls, "no standby.signal")
+	return nil
+}
 func (f *fakeDB) EnsureStandbySignal() error {
 	f.calls = append(f.calls, "standby.signal")
 	return nil

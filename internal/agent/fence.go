@@ -49,7 +49,13 @@ func (a *Agent) fenceIsolated(ctx context.Context, until time.Time) {
 		a.notify(ctx, hook.Severe, "Primary isolated", why+"; stop.isolated.primary=false: the database keeps running.")
 		return
 	}
-	a.setRejoin("database stopped: " + why)
+	rec, _ := a.currentPrimary()
+	a.mu.Lock()
+	a.rejoinReason = "database stopped: " + why
+	if rec.Node == a.self {
+		a.isolatedEpoch = rec.Epoch // it may run again as this epoch's primary
+	}
+	a.mu.Unlock()
 	a.log.Error("fencing the isolated primary's database", "why", why)
 	a.releaseVIP(ctx, "isolated")
 	signalErr, stopErr := a.exec.fence(ctx, a.cfg.LocalTimeout+5*time.Second)
@@ -75,4 +81,21 @@ func (a *Agent) leaseValidFor(d time.Duration) bool {
 	l := a.live
 	a.mu.Unlock()
 	return l != nil && l.Valid(time.Now().Add(d))
+}
+
+// resumeAsPrimary carries out node.ResumeAsPrimary: the isolated primary
+// is back in the majority, still named in the same epoch, so nobody was
+// promoted in its place: its database starts again as the primary (EFM
+// 4.5). The executor checks the new lease when it starts it.
+func (a *Agent) resumeAsPrimary(ctx context.Context, r node.ResumeAsPrimary) {
+	if err := a.exec.startPrimary(ctx, a.cfg.LocalTimeout+30*time.Second); err != nil {
+		a.log.Warn("cannot start the database again as the primary yet; retrying", "err", err)
+		return
+	}
+	a.mu.Lock()
+	a.isolatedEpoch, a.rejoinReason, a.idle = 0, "", nil
+	a.mu.Unlock()
+	a.log.Warn("back in the cluster's majority with nobody promoted meanwhile: the database runs again as the primary", "epoch", r.Epoch)
+	a.notify(ctx, hook.Warning, "Node no longer isolated from network", fmt.Sprintf("%s is back in the cluster's majority and still its primary (epoch %d): nobody was promoted meanwhile, so its database runs again as the primary.", a.self, r.Epoch))
+	a.wake(a.publishKick)
 }

@@ -185,6 +185,14 @@ func (f *fakePG) Follow(_ context.Context, _, host string, _ int, _, _ string) (
 	return true, nil
 }
 
+func (f *fakePG) RemoveStandbySignal() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("no standby.signal")
+	f.signal = false
+	return nil
+}
+
 func (f *fakePG) EnsureStandbySignal() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

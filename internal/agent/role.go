@@ -72,6 +72,7 @@ func (a *Agent) nodeInput(db cluster.DBObservation, gone bool) node.Input {
 			DB: db, PostmasterGone: gone, PostmasterRunning: running, PostmasterStarted: started,
 			Fenced: a.rejoinReason != "", FollowedEpoch: followed, FailedStopEpoch: a.failedStopEpoch,
 			RestartTried: a.restartTried, VIPHeld: vipHeld, DemotedEpoch: demoted, RebuiltEpoch: a.rebuiltEpoch,
+			IsolatedEpoch: a.isolatedEpoch,
 		},
 		Lease: node.Lease{Live: a.live != nil},
 	}
@@ -123,6 +124,8 @@ func (a *Agent) act(ctx context.Context, acts []node.Action, want func(node.Acti
 			}
 		case node.RestartLocally:
 			a.restartLocally(ctx)
+		case node.ResumeAsPrimary:
+			a.resumeAsPrimary(ctx, act)
 		case node.Demote:
 			a.demote(ctx, act)
 		case node.StartAsStandby:

@@ -59,6 +59,11 @@ type StopFailedPrimary struct {
 	Started time.Time
 }
 
+// ResumeAsPrimary: this node's database was stopped because the node was
+// cut off from the majority, and it is back with nobody promoted in its
+// place: start it again as the primary.
+type ResumeAsPrimary struct{ Epoch uint64 }
+
 // KeepDown: the database is down and not the primary's: leave
 // standby.signal so that nothing starts it writable.
 type KeepDown struct{}
@@ -113,6 +118,9 @@ func (a StartAsStandby) String() string {
 }
 func (a Rebuild) String() string {
 	return fmt.Sprintf("rebuild as a standby of %s (epoch %d)", a.Primary, a.Epoch)
+}
+func (a ResumeAsPrimary) String() string {
+	return fmt.Sprintf("resume as primary, nobody promoted meanwhile (epoch %d)", a.Epoch)
 }
 func (KeepDown) String() string       { return "keep the database down" }
 func (RestartLocally) String() string { return "restart locally" }

@@ -53,6 +53,10 @@ type Local struct {
 	OldPrimaryData bool
 	// RebuiltEpoch is the last epoch for which a rebuild was tried.
 	RebuiltEpoch uint64
+	// IsolatedEpoch is the epoch in which this node, the named primary,
+	// stopped its database because it was cut off from the majority
+	// (stop.isolated.primary); 0 once it runs again.
+	IsolatedEpoch uint64
 }
 
 // Lease is the state of the agent's etcd lease.
@@ -123,7 +127,16 @@ func Step(in Input, now time.Time) []Action {
 	case named && rec.Phase == cluster.PhasePromoting:
 		acts = append(acts, Promote{Epoch: rec.Epoch, Replacing: rec.Previous})
 	case named && rec.Phase == cluster.PhasePromoted:
-		if loc.PostmasterGone && s.LocalRestart && !loc.RestartTried && !s.Maintenance {
+		switch {
+		case loc.IsolatedEpoch == rec.Epoch && rec.Epoch != 0 && !db.Up && !loc.PostmasterRunning &&
+			!in.Lease.Fenced && in.Lease.validFor(now, 2*s.FenceMargin):
+			// Back in the majority with a new lease and still the named
+			// primary of the same epoch: nobody was promoted meanwhile
+			// (that takes a new epoch first), so it starts again as the
+			// primary (EFM 4.5). Twice the margin, as for the address: it
+			// must not fence itself again at once.
+			acts = append(acts, ResumeAsPrimary{Epoch: rec.Epoch})
+		case loc.PostmasterGone && s.LocalRestart && !loc.RestartTried && !s.Maintenance:
 			acts = append(acts, RestartLocally{})
 		}
 		// Only a primary that will not fence itself any moment holds the

@@ -94,6 +94,15 @@ func rebuild(in *Input)           { in.Settings.Rebuild = true }
 func oldPrimaryData(in *Input)    { in.Local.OldPrimaryData = true }
 func demoted(e uint64) edit       { return func(in *Input) { in.Local.DemotedEpoch = e } }
 
+// isolatedStopped: this node stopped its database in epoch e when it was
+// cut off from the majority (fenced, postmaster gone).
+func isolatedStopped(e uint64) edit {
+	return func(in *Input) {
+		postmasterGone(in)
+		in.Local.Fenced, in.Local.IsolatedEpoch = true, e
+	}
+}
+
 // switchedOver: this node was the primary; a switchover named p at epoch 8
 // and p promoted.
 func switchedOver(es ...edit) Input {
@@ -197,6 +206,31 @@ var scenes = []scene{
 		primary(phase(cluster.PhaseFenceFailed), leaseFor(0)), acts(isolated(0))},
 	{"fence even when the node waits for a rejoin (Local.Fenced) but is writable",
 		primary(fenced, leaseFor(0)), acts(isolated(0))},
+
+	// EFM 4.5: an isolated primary back in the majority with nobody
+	// promoted meanwhile starts again as the primary.
+	{"isolated primary back with a new lease, still named in the same epoch: resumes as primary",
+		primary(isolatedStopped(8), noLocalRestart), acts(ResumeAsPrimary{Epoch: 8})},
+	{"resumes rather than restarting locally (primary.restart.timeout)",
+		primary(isolatedStopped(8)), acts(ResumeAsPrimary{Epoch: 8})},
+	{"isolated primary whose lost lease is the last one granted (no new lease yet): stays down",
+		primary(isolatedStopped(8), noLocalRestart, leaseFenced), nil},
+	{"isolated primary without a live lease: stays down",
+		primary(isolatedStopped(8), noLocalRestart, leaseLost), nil},
+	{"new lease valid exactly 2× the fence margin: too close to fencing to resume",
+		primary(isolatedStopped(8), noLocalRestart, leaseFor(2*margin)), nil},
+	{"new lease valid 2× the fence margin and 1 ns: resumes",
+		primary(isolatedStopped(8), noLocalRestart, leaseFor(2*margin+ns)), acts(ResumeAsPrimary{Epoch: 8})},
+	{"isolated in an earlier epoch: no resume",
+		primary(isolatedStopped(7), noLocalRestart), nil},
+	{"isolated primary whose postmaster runs again (an operator started it): no resume",
+		primary(isolatedStopped(8), noLocalRestart, func(in *Input) { in.Local.PostmasterRunning = true }), nil},
+	{"isolated primary replaced meanwhile (a new epoch names p): kept down, no resume",
+		primary(isolatedStopped(8), func(in *Input) { in.Record = Record{Node: p, Previous: self, Epoch: 9, Phase: cluster.PhasePromoted} }),
+		acts(KeepDown{})},
+	{"isolated primary while a promotion of another node is under way: kept down",
+		primary(isolatedStopped(8), func(in *Input) { in.Record = Record{Node: p, Previous: self, Epoch: 9, Phase: cluster.PhasePromoting} }),
+		acts(KeepDown{})},
 
 	// The primary's postmaster crashed (primary.restart.timeout).
 	{"primary's postmaster gone: restart it locally", primary(postmasterGone), acts(RestartLocally{})},

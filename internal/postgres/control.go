@@ -278,6 +278,16 @@ func (s Server) runningOutOfRecovery(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// RemoveStandbySignal removes standby.signal, so the server starts as a
+// primary; none there is no error.
+func (s Server) RemoveStandbySignal() error {
+	err := os.Remove(filepath.Join(s.DataDir, StandbySignalFile))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("postgres: remove standby signal: %w", err)
+	}
+	return nil
+}
+
 // EnsureStandbySignal creates standby.signal in the data directory, owned
 // by Owner, so that the server starts as a standby: a stopped old primary
 // cannot come back writable. The file is synced before it returns.

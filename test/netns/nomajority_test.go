@@ -1,8 +1,12 @@
 package netns
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgfm/pgfm/internal/testenv"
 )
 
 // TestNoMajority: primary, standby and witness all cut from each other:
@@ -34,5 +38,61 @@ func TestNoMajority(t *testing.T) {
 	}
 	if h := c.VIPHolders(t); len(h) > 0 && !(len(h) == 1 && h[0] == p && stopped == 0) {
 		t.Errorf("without a majority the virtual IP is held by %v", names(h))
+	}
+}
+
+// TestIsolatedPrimaryResumesWhenNobodyPromoted (EFM 4.5): the primary is
+// cut off from every other host and fences itself; with
+// auto.failover=false the majority promotes nobody. Once the network
+// heals, the primary, still named in the same epoch, runs its database
+// again as the primary, takes the virtual IP back, and the standby streams
+// from it.
+func TestIsolatedPrimaryResumesWhenNobodyPromoted(t *testing.T) {
+	c := newClusterWith(t, 1, false, map[string]string{"auto.failover": "false"})
+	p, s := c.Nodes[0], c.Nodes[1]
+	c.Net.Isolate(t, p.NetHost)
+	testenv.WaitFor(t, 30*time.Second, "the isolated primary's database stopped", func() (bool, error) {
+		if p.DBRunning(t) {
+			return false, fmt.Errorf("still runs")
+		}
+		return true, nil
+	})
+	s.WaitStatus(t, 30*time.Second, "the primary's agent seen gone, nobody promoted", func(st testenv.Status, _ int) error {
+		if n, ok := st.Nodes[p.Host]; st.Epoch != 1 || st.Primary != p.Host || (ok && n.Agent != "DOWN") {
+			return fmt.Errorf("epoch %d primary %s, %s %+v", st.Epoch, st.Primary, p.Name, n)
+		}
+		return nil
+	})
+
+	c.Net.Heal(t)
+	healed := time.Now()
+	testenv.WaitFor(t, 60*time.Second, "the primary writable again", func() (bool, error) {
+		rec, err := p.InRecovery()
+		if err != nil {
+			return false, err
+		}
+		if rec {
+			return false, fmt.Errorf("still in recovery")
+		}
+		return true, nil
+	})
+	t.Logf("the primary is writable again %s after the network healed", time.Since(healed).Round(time.Millisecond))
+	waitVIPOn(t, c, p, 30*time.Second)
+	testenv.WaitFor(t, 60*time.Second, "the standby streams from the resumed primary", func() (bool, error) {
+		var sender string
+		if err := s.TryQueryRow("SELECT coalesce((SELECT sender_host FROM pg_stat_wal_receiver WHERE status = 'streaming'), '')", &sender); err != nil {
+			return false, err
+		}
+		if sender != p.Addr.String() {
+			return false, fmt.Errorf("streams from %q", sender)
+		}
+		return true, nil
+	})
+	st, _, err := s.Status(t)
+	if err != nil || st.Epoch != 1 || st.Primary != p.Host {
+		t.Fatalf("after the resume: epoch %d, primary %s (%v); want epoch 1 and %s", st.Epoch, st.Primary, err, p.Host)
+	}
+	if !strings.Contains(p.Output(), "the database runs again as the primary") {
+		t.Error("the primary's agent did not log that it resumed as the primary")
 	}
 }
