@@ -471,3 +471,108 @@ func TestFlowPromotionNeedsTheLease(t *testing.T) {
 		t.Errorf("record %+v, want promoted on timeline 2", rec)
 	}
 }
+
+// A failover that ended promote-failed is left by its documented way:
+// `pgfm promote -candidate` names another standby, which promotes once the
+// named node's agent reports its database in recovery; the failed one
+// follows it.
+func TestFlowPromoteFailedLeftByPromote(t *testing.T) {
+	cl, ag := formed(t, 0x5000000, 0x4FFF000)
+	p, a2, a3 := ag[0], ag[1], ag[2]
+	p.stop()
+	cl.cut(flowP1)
+	p.pg.crash()
+	cl.advance(flowNodeTimeout)
+	c, guard := cl.coordinator(flowS2)
+	cl.publishAll(a2, a3)
+	c.decideOnce(cl.ctx, decide.Memory{}, 0, guard)
+	if rec, _ := cl.record(); rec.Node != flowS2 || rec.Epoch != 2 {
+		t.Fatalf("record %+v, want epoch 2 naming %s (most WAL)", rec, flowS2)
+	}
+	cl.sync(a2, a3)
+	a2.pg.mu.Lock()
+	a2.pg.promoteErr = errors.New("pg_promote: timeout")
+	a2.pg.mu.Unlock()
+	a2.reconcile(cl.ctx)
+	if rec, _ := cl.record(); rec.Phase != dcs.PhasePromoteFailed {
+		t.Fatalf("record %+v, want promote-failed", rec)
+	}
+	// The coordinator does not retry by itself: the named node may still
+	// leave recovery.
+	c.decideOnce(cl.ctx, decide.Memory{}, 0, guard)
+	if rec, _ := cl.record(); rec.Epoch != 2 {
+		t.Fatalf("the coordinator moved on by itself: %+v", rec)
+	}
+
+	a2.publish(cl.ctx) // in recovery, at epoch 2
+	done := make(chan httpapi.PromoteResult, 1)
+	go func() {
+		res, err := a3.Promote(cl.ctx, httpapi.PromoteRequest{Target: flowS3})
+		if err != nil {
+			t.Errorf("promote refused: %v", err)
+		}
+		done <- res
+	}()
+	cl.waitFor("the retry is committed", func() bool { rec, _ := cl.record(); return rec.Epoch == 3 })
+	rec, _ := cl.record()
+	if rec.Node != flowS3 || rec.Previous != flowS2 || rec.Phase != dcs.PhasePromoting || !strings.Contains(rec.Reason, "ended promote-failed") {
+		t.Fatalf("record %+v, want epoch 3 promoting %s replacing %s after promote-failed", rec, flowS3, flowS2)
+	}
+	cl.sync(a2, a3)
+	a2.publish(cl.ctx) // it has seen epoch 3, its database in recovery
+	a3.reconcile(cl.ctx)
+	wantDB(t, a3, "promote")
+	cl.sync(a2)
+	a2.reconcile(cl.ctx)
+	if got := a2.pg.Calls(); !slices.Equal(got, []string{"promote", "follow " + flowS3, "restart"}) {
+		t.Errorf("the standby whose promotion failed saw %q, want it to follow %s", got, flowS3)
+	}
+	if res := <-done; !res.Done {
+		t.Errorf("promote returned %+v, want done", res)
+	}
+}
+
+// A failover whose promoting node died before it promoted is left by its
+// documented way: `pgfm promote` is refused while the named node's agent
+// runs, and once its lease is gone names another standby, which promotes.
+func TestFlowDeadPromotingNodeLeftByPromote(t *testing.T) {
+	cl, ag := formed(t, 0x5000000, 0x4FFF000)
+	p, a2, a3 := ag[0], ag[1], ag[2]
+	p.pg.crash() // its postmaster killed; its agent, the coordinator, runs on
+	cl.publishAll(p, a2, a3)
+	_, guard := cl.coordinator(flowP1)
+	p.decideOnce(cl.ctx, decide.Memory{}, 0, guard)
+	if rec, _ := cl.record(); rec.Node != flowS2 || rec.Epoch != 2 || rec.Phase != dcs.PhasePromoting {
+		t.Fatalf("record %+v, want epoch 2 promoting %s", rec, flowS2)
+	}
+	cl.sync(a3)
+	if _, err := a3.Promote(cl.ctx, httpapi.PromoteRequest{}); err == nil || !strings.Contains(err.Error(), "under way") {
+		t.Fatalf("promote while the promoting node's agent runs: %v, want a refusal", err)
+	}
+
+	a2.stop() // the named node dies before it promotes
+	cl.cut(flowS2)
+	cl.advance(flowNodeTimeout)
+	if _, live := cl.status(flowS2); live {
+		t.Fatal("the dead node's status outlived its lease")
+	}
+	done := make(chan httpapi.PromoteResult, 1)
+	go func() {
+		res, err := a3.Promote(cl.ctx, httpapi.PromoteRequest{})
+		if err != nil {
+			t.Errorf("promote refused once the promoting node is gone: %v", err)
+		}
+		done <- res
+	}()
+	cl.waitFor("the retry is committed", func() bool { rec, _ := cl.record(); return rec.Epoch == 3 })
+	rec, _ := cl.record()
+	if rec.Node != flowS3 || rec.Previous != flowS2 || rec.Phase != dcs.PhasePromoting {
+		t.Fatalf("record %+v, want epoch 3 promoting %s replacing %s", rec, flowS3, flowS2)
+	}
+	cl.sync(a3)
+	a3.reconcile(cl.ctx)
+	wantDB(t, a3, "promote")
+	if res := <-done; !res.Done || res.To != flowS3 {
+		t.Errorf("promote returned %+v, want %s promoted", res, flowS3)
+	}
+}

@@ -67,6 +67,8 @@ type fakePG struct {
 	// control is pg_controldata's view: a fast stop of a primary leaves
 	// "shut down" at its last position, any other stop "in production".
 	control postgres.ControlData
+	// promoteErr makes Promote fail, the database left in recovery.
+	promoteErr error
 }
 
 // flowHistory is every database operation of the cluster, in order.
@@ -169,6 +171,9 @@ func (f *fakePG) Promote(context.Context, string, time.Duration) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("promote")
+	if f.promoteErr != nil {
+		return f.promoteErr
+	}
 	o := &f.obs
 	o.InRecovery, o.Timeline, o.CurrentLSN = false, o.Timeline+1, o.LSN()
 	o.ReceiveLSN, o.ReplayLSN, o.WalReceiver, o.SenderHost = 0, 0, "", ""
@@ -258,6 +263,25 @@ func (r *flowLog) notifications() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.notes)
+}
+
+// formed is a cluster whose primary flowP1 is the coordinator and whose
+// standbys flowS2, flowS3 … hold lsns, every agent published and
+// reconciled once (the standbys stream from the primary).
+func formed(t *testing.T, lsns ...cluster.LSN) (*flowCluster, []*flowAgent) {
+	t.Helper()
+	addrs := []string{flowS2, flowS3}[:len(lsns)]
+	cl := newCluster(t, flowP1, addrs, lsns)
+	agents := []*flowAgent{cl.start(flowP1)}
+	for _, a := range addrs {
+		agents = append(agents, cl.start(a))
+	}
+	cl.coordinator(flowP1)
+	cl.publishAll(agents...)
+	for _, a := range agents {
+		a.reconcile(cl.ctx)
+	}
+	return cl, agents
 }
 
 // logged: some line of the agents' log contains s.

@@ -16,13 +16,8 @@ import (
 // it; the old primary then starts as the new primary's standby, never
 // idle, and the operator's request sees each step.
 func TestFlowSwitchover(t *testing.T) {
-	cl := newCluster(t, flowP1, []string{flowS2, flowS3}, []cluster.LSN{0x5000000, 0x5000000})
-	p, a2, a3 := cl.start(flowP1), cl.start(flowS2), cl.start(flowS3)
-	cl.coordinator(flowP1)
-	cl.publishAll(p, a2, a3)
-	for _, a := range []*flowAgent{p, a2, a3} {
-		a.reconcile(cl.ctx)
-	}
+	cl, ag := formed(t, 0x5000000, 0x5000000)
+	p, a2, a3 := ag[0], ag[1], ag[2]
 
 	done := make(chan httpapi.PromoteResult, 1)
 	go func() {
@@ -97,13 +92,8 @@ func TestFlowSwitchover(t *testing.T) {
 // reported, so the target promotes as after a failover once a clean stop
 // would have been reported, and says so; it does not wait forever.
 func TestFlowSwitchoverOldPrimaryCrashes(t *testing.T) {
-	cl := newCluster(t, flowP1, []string{flowS2}, []cluster.LSN{0x5000000})
-	p, a2 := cl.start(flowP1), cl.start(flowS2)
-	cl.coordinator(flowP1)
-	cl.publishAll(p, a2)
-	for _, a := range []*flowAgent{p, a2} {
-		a.reconcile(cl.ctx)
-	}
+	cl, ag := formed(t, 0x5000000)
+	p, a2 := ag[0], ag[1]
 	go func() { _, _ = a2.Promote(cl.ctx, httpapi.PromoteRequest{Switchover: true, Target: flowS2}) }()
 	cl.waitFor("the switchover is committed", func() bool { rec, _ := cl.record(); return rec.Epoch == 2 })
 	cl.sync(p, a2)
@@ -138,13 +128,8 @@ func TestFlowSwitchoverOldPrimaryCrashes(t *testing.T) {
 // primary again, which starts and is promoted back with nothing lost, and
 // the target follows it.
 func TestFlowSwitchoverTargetCannotReplay(t *testing.T) {
-	cl := newCluster(t, flowP1, []string{flowS2}, []cluster.LSN{0x5000000})
-	p, a2 := cl.start(flowP1), cl.start(flowS2)
-	cl.coordinator(flowP1)
-	cl.publishAll(p, a2)
-	for _, a := range []*flowAgent{p, a2} {
-		a.reconcile(cl.ctx)
-	}
+	cl, ag := formed(t, 0x5000000)
+	p, a2 := ag[0], ag[1]
 	done := make(chan httpapi.PromoteResult, 1)
 	go func() {
 		res, _ := p.Promote(cl.ctx, httpapi.PromoteRequest{Switchover: true})
@@ -213,13 +198,8 @@ func TestFlowSwitchoverTargetCannotReplay(t *testing.T) {
 // back to, its database is down, so the target promotes as after a
 // failover and says so.
 func TestFlowSwitchoverTargetCannotReplayOldAgentGone(t *testing.T) {
-	cl := newCluster(t, flowP1, []string{flowS2, flowS3}, []cluster.LSN{0x5000000, 0x5000000})
-	p, a2, a3 := cl.start(flowP1), cl.start(flowS2), cl.start(flowS3)
-	cl.coordinator(flowP1)
-	cl.publishAll(p, a2, a3)
-	for _, a := range []*flowAgent{p, a2, a3} {
-		a.reconcile(cl.ctx)
-	}
+	cl, ag := formed(t, 0x5000000, 0x5000000)
+	p, a2, a3 := ag[0], ag[1], ag[2]
 	go func() { _, _ = a3.Promote(cl.ctx, httpapi.PromoteRequest{Switchover: true, Target: flowS2}) }()
 	cl.waitFor("the switchover is committed", func() bool { rec, _ := cl.record(); return rec.Epoch == 2 })
 	cl.sync(p, a2)

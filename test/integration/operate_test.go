@@ -43,18 +43,26 @@ func waitStreaming(t *testing.T, standby, primary *testenv.Node) {
 // order), never a write followed by one of its writes that arrived.
 func (fc *failoverCluster) noLostWrites(t *testing.T, final *testenv.Node, crashed string) {
 	t.Helper()
-	fc.writer.WaitAcked(t, final.Host, 30*time.Second)
-	fc.writer.Stop()
-	acked := fc.writer.Acked()
-	lost, err := testenv.LostWrites(final.PG, acked)
-	if err != nil {
-		t.Fatal(err)
-	}
+	acked, lost := fc.stopWriter(t, final)
 	if err := lostOnlyUnsentTail(acked, lost, crashed); err != nil {
 		t.Fatalf("%d of %d acknowledged writes missing on the final primary %s: %v", len(lost), len(acked), final.Name, err)
 	}
 	gap, _ := testenv.History(acked, "", "")
 	t.Logf("%d acknowledged writes, %d lost (the crashed primary's unsent tail); longest write gap %s", len(acked), len(lost), gap)
+}
+
+// stopWriter stops the writer once final acknowledged a write and returns
+// every acknowledged write and those missing on final.
+func (fc *failoverCluster) stopWriter(t *testing.T, final *testenv.Node) (acked, lost []testenv.Write) {
+	t.Helper()
+	fc.writer.WaitAcked(t, final.Host, 30*time.Second)
+	fc.writer.Stop()
+	acked = fc.writer.Acked()
+	lost, err := testenv.LostWrites(final.PG, acked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return acked, lost
 }
 
 // lostOnlyUnsentTail: every lost write was acknowledged by crashed, after

@@ -88,13 +88,7 @@ func TestAutoBasebackupAfterFailover(t *testing.T) {
 // must tell the operator so.
 func (fc *failoverCluster) lossReported(t *testing.T, final *testenv.Node) {
 	t.Helper()
-	fc.writer.WaitAcked(t, final.Host, 30*time.Second)
-	fc.writer.Stop()
-	acked := fc.writer.Acked()
-	lost, err := testenv.LostWrites(final.PG, acked)
-	if err != nil {
-		t.Fatal(err)
-	}
+	acked, lost := fc.stopWriter(t, final)
 	notes, _ := os.ReadFile(fc.noteLog)
 	reported := 0
 	for _, m := range regexp.MustCompile(`(\d+) of them commits`).FindAllStringSubmatch(string(notes), -1) {
