@@ -102,6 +102,10 @@ type Agent struct {
 	// isolatedEpoch is the epoch in which this named primary stopped its
 	// database when cut off from the majority; 0 once it runs again.
 	isolatedEpoch uint64
+	// startingUntil: the agent starts its stopped database on purpose
+	// (startOnPurpose); until then a database that does not answer is no
+	// failure, so the agent does not go idle.
+	startingUntil time.Time
 	rebuilding    string
 	// createFailed says why the last create-standby failed ("" when none).
 	createFailed string

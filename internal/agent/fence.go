@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pgfm/pgfm/internal/config"
+	"github.com/pgfm/pgfm/internal/dcs"
 	"github.com/pgfm/pgfm/internal/hook"
 	"github.com/pgfm/pgfm/internal/node"
 )
@@ -88,7 +89,22 @@ func (a *Agent) leaseValidFor(d time.Duration) bool {
 // promoted in its place: its database starts again as the primary (EFM
 // 4.5). The executor checks the new lease when it starts it.
 func (a *Agent) resumeAsPrimary(ctx context.Context, r node.ResumeAsPrimary) {
-	if err := a.exec.startPrimary(ctx, a.cfg.LocalTimeout+30*time.Second); err != nil {
+	// The record this agent holds may be stale (it was cut off): read it
+	// again, and only once this agent's status is published under its new
+	// lease, so that a failover committed from now on waits for this node
+	// to confirm its database down (oldPrimaryOut) instead of taking it
+	// for gone.
+	snap, err := a.store.Snapshot(ctx)
+	if err != nil {
+		return
+	}
+	if p := snap.Primary; p.Node != a.self || p.Epoch != r.Epoch || p.Phase != dcs.PhasePromoted {
+		return // replaced meanwhile: the watch brings the new record
+	}
+	if _, published := snap.Status[a.self]; !published {
+		return
+	}
+	if err := a.startOnPurpose(func() error { return a.exec.startPrimary(ctx, a.cfg.LocalTimeout+30*time.Second) }); err != nil {
 		a.log.Warn("cannot start the database again as the primary yet; retrying", "err", err)
 		return
 	}

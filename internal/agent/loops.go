@@ -129,6 +129,8 @@ func (a *Agent) publish(ctx context.Context) {
 		st.IdleReason = fmt.Sprintf("database stopped for the switchover to %s (epoch %d); it starts as its standby once %s is promoted", rec.Node, rec.Epoch, rec.Node)
 	case !obs.Up && a.switchoverAborted(rec):
 		st.IdleReason = fmt.Sprintf("database stopped for a switchover that was aborted; it starts and is promoted back (epoch %d)", rec.Epoch)
+	case !obs.Up && a.startingOnPurpose():
+		st.IdleReason = "database starting again"
 	default:
 		a.trackIdle(ctx, obs)
 	}

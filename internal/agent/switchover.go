@@ -108,7 +108,7 @@ func (a *Agent) switchoverAborted(rec dcs.Primary) bool {
 // startAborted starts the database that demote stopped cleanly, as the
 // standby it left it, so that promoteSelf can promote it back.
 func (a *Agent) startAborted(ctx context.Context) bool {
-	if err := a.exec.startStandby(ctx, a.cfg.LocalTimeout+30*time.Second); err != nil {
+	if err := a.startOnPurpose(func() error { return a.exec.startStandby(ctx, a.cfg.LocalTimeout+30*time.Second) }); err != nil {
 		a.log.Warn("switchover aborted: cannot start the database to promote it back yet; retrying", "err", err)
 		return false
 	}
@@ -117,6 +117,27 @@ func (a *Agent) startAborted(ctx context.Context) bool {
 	a.mu.Unlock()
 	a.log.Info("switchover aborted: the database runs again, to be promoted back")
 	return true
+}
+
+// startOnPurpose runs start, a start of the stopped local database. While
+// it runs, and for an observation after it, a database that does not
+// answer is no failure: the agent does not go idle on an observation made
+// while the server was still starting up.
+func (a *Agent) startOnPurpose(start func() error) error {
+	a.mu.Lock()
+	a.startingUntil = time.Now().Add(24 * time.Hour)
+	a.mu.Unlock()
+	err := start()
+	a.mu.Lock()
+	a.startingUntil = time.Now().Add(a.cfg.LocalPeriod + a.cfg.LocalTimeout)
+	a.mu.Unlock()
+	return err
+}
+
+func (a *Agent) startingOnPurpose() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return time.Now().Before(a.startingUntil)
 }
 
 // demotion is what this agent publishes of its demotion for epoch.

@@ -125,6 +125,8 @@ type AgentOptions struct {
 	Witnesses int
 	// Props are extra properties for every node.
 	Props map[string]string
+	// PGConf lines are appended to every server's postgresql.conf.
+	PGConf []string
 }
 
 // NewAgentCluster creates PostgreSQL (a primary and Standbys streaming
@@ -135,7 +137,7 @@ func NewAgentCluster(t testing.TB, opts AgentOptions) *AgentCluster {
 		opts.Name = "prod"
 	}
 	hosts := Hosts(t, 1+opts.Standbys+opts.Witnesses)
-	pg := NewPGCluster(t, PGOptions{Standbys: opts.Standbys, Hosts: hosts[:1+opts.Standbys]})
+	pg := NewPGCluster(t, PGOptions{Standbys: opts.Standbys, Hosts: hosts[:1+opts.Standbys], ExtraConf: opts.PGConf})
 	c := &AgentCluster{Name: opts.Name, PG: pg, bin: Binary(t), base: TempDir(t), t: t}
 	bindPort := FreePort(t, hosts...)
 	adminPort := FreePort(t, hosts...)

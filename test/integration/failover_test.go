@@ -31,6 +31,13 @@ func writeScript(t *testing.T, path, body string) {
 
 func newFailoverCluster(t *testing.T, props map[string]string) *failoverCluster {
 	t.Helper()
+	return newFailoverClusterConf(t, props, nil)
+}
+
+// newFailoverClusterConf is newFailoverCluster with pgConf lines appended
+// to every server's postgresql.conf.
+func newFailoverClusterConf(t *testing.T, props map[string]string, pgConf []string) *failoverCluster {
+	t.Helper()
 	dir := testenv.TempDir(t)
 	fc := &failoverCluster{fenceLog: filepath.Join(dir, "fence.log"), postLog: filepath.Join(dir, "post.log"),
 		noteLog: filepath.Join(dir, "notes.log"), dbFailLog: filepath.Join(dir, "dbfail.log")}
@@ -47,7 +54,7 @@ func newFailoverCluster(t *testing.T, props map[string]string) *failoverCluster 
 	for k, v := range props {
 		all[k] = v
 	}
-	fc.AgentCluster = testenv.NewAgentCluster(t, testenv.AgentOptions{Standbys: 2, Witnesses: 1, Props: all})
+	fc.AgentCluster = testenv.NewAgentCluster(t, testenv.AgentOptions{Standbys: 2, Witnesses: 1, Props: all, PGConf: pgConf})
 	fc.StartAll(t)
 	var hosts []string
 	for _, n := range fc.PG.Nodes {

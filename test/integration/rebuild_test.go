@@ -62,23 +62,31 @@ func TestAutoRewindAfterNodeCrash(t *testing.T) {
 	if !strings.Contains(old.Output(), "throws away this node's WAL after the fork point") {
 		t.Fatal("the old primary's agent did not log the WAL it throws away")
 	}
-	fc.lossReported(t, np)
+	fc.lossReported(t, np, old)
 }
 
-// auto.basebackup alone, EFM's first situation: the primary's postmaster
-// is killed, the cluster fails over, and the old primary's agent copies
-// the new primary with pg_basebackup, keeping its old data directory.
-func TestAutoBasebackupAfterFailover(t *testing.T) {
-	fc := newFailoverCluster(t, map[string]string{"auto.basebackup": "true"})
+// auto.basebackup when pg_rewind cannot (no wal_log_hints, no data
+// checksums), EFM's first situation: the primary's postmaster is killed,
+// the cluster fails over, and the old primary's agent, unable to rewind,
+// copies the new primary with pg_basebackup, keeping its old data
+// directory.
+func TestAutoBasebackupWhenRewindCannot(t *testing.T) {
+	fc := newFailoverClusterConf(t, map[string]string{"auto.rewind": "true", "auto.basebackup": "true"}, []string{"wal_log_hints = off"})
 	old := fc.Primary()
 	old.PG.Kill(t)
 	np := fc.waitNewPrimary(t, old, 60*time.Second)
 	fc.rebuilt(t, old, np, "pg_basebackup")
+	if !strings.Contains(old.Output(), "pg_rewind cannot rebuild this node; copying the primary with pg_basebackup") ||
+		!strings.Contains(old.Output(), "wal_log_hints=on or data checksums") {
+		t.Fatal("the old primary's agent did not say why pg_rewind could not rebuild it")
+	}
 	kept, _ := filepath.Glob(old.PG.DataDir + ".pgfm-replaced-*")
 	if len(kept) != 1 {
 		t.Fatalf("the old data directory was not kept aside: %v", kept)
 	}
-	fc.lossReported(t, np)
+	// Without pg_rewind the diverged WAL cannot be measured: only the
+	// killed primary's unsent tail may be missing.
+	fc.noLostWrites(t, np, old.Host)
 }
 
 // lossReported stops the writer and checks that every acknowledged write
@@ -86,18 +94,19 @@ func TestAutoBasebackupAfterFailover(t *testing.T) {
 // with asynchronous replication a killed primary may have acknowledged
 // commits no standby received (within max.failover.lag), and the rebuild
 // must tell the operator so.
-func (fc *failoverCluster) lossReported(t *testing.T, final *testenv.Node) {
+func (fc *failoverCluster) lossReported(t *testing.T, final, old *testenv.Node) {
 	t.Helper()
 	acked, lost := fc.stopWriter(t, final)
-	notes, _ := os.ReadFile(fc.noteLog)
+	// The report, as old's agent logged it (the notification script only
+	// records subjects).
 	reported := 0
-	for _, m := range regexp.MustCompile(`(\d+) of them commits`).FindAllStringSubmatch(string(notes), -1) {
+	for _, m := range regexp.MustCompile(`throws away this node's WAL after the fork point.* commits=(\d+)`).FindAllStringSubmatch(old.Output(), -1) {
 		n, _ := strconv.Atoi(m[1])
 		reported += n
 	}
 	if len(lost) > reported {
-		t.Fatalf("%d of %d acknowledged writes missing on the final primary %s (first %+v), but the discarded-WAL report counts %d commits; notifications:\n%s",
-			len(lost), len(acked), final.Name, lost[0], reported, notes)
+		t.Fatalf("%d of %d acknowledged writes missing on the final primary %s (first %+v), but the discarded-WAL report counts %d commits",
+			len(lost), len(acked), final.Name, lost[0], reported)
 	}
 	t.Logf("%d acknowledged writes, %d lost, %d commits reported discarded", len(acked), len(lost), reported)
 }
