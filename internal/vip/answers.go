@@ -57,11 +57,15 @@ func Answers(ctx context.Context, c Config, timeout time.Duration) (bool, error)
 	next := time.Now()
 	buf := make([]byte, ifi.MTU+64)
 	for {
-		if err := parent.Err(); err != nil {
-			return false, fmt.Errorf("vip: answers %s: %w", c, err)
-		}
+		// ctx first: when the parent ends, it is cancelled before ctx, so
+		// parent.Err() is set by then (checked the other way round, the
+		// parent could end between the two checks and look like our own
+		// timeout).
 		if ctx.Err() != nil {
-			return false, nil
+			if err := parent.Err(); err != nil {
+				return false, fmt.Errorf("vip: answers %s: %w", c, err)
+			}
+			return false, nil // nobody answered within timeout
 		}
 		if now := time.Now(); !now.Before(next) {
 			if _, err := p.conn.WriteTo(p.probe, p.to); err != nil {
