@@ -108,6 +108,20 @@ func (e *executor) fence(ctx context.Context, timeout time.Duration) (signalErr,
 	return signalErr, e.db.Stop(ctx, "immediate", timeout)
 }
 
+// fenceStale leaves standby.signal and stops the postmaster that started
+// at started (the one seen writable), or whatever runs when writableNow;
+// a postmaster started since that is not writable is left alone.
+func (e *executor) fenceStale(ctx context.Context, started time.Time, writableNow bool, timeout time.Duration) (signalErr, stopErr error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	signalErr = e.db.EnsureStandbySignal()
+	now, running := e.db.PostmasterStarted()
+	if !running || (!writableNow && !now.Equal(started)) {
+		return signalErr, nil
+	}
+	return signalErr, e.db.Stop(ctx, "immediate", timeout)
+}
+
 // keepDown leaves standby.signal in a stopped database's directory.
 func (e *executor) keepDown() error {
 	e.mu.Lock()

@@ -207,3 +207,32 @@ func TestExecutorStopsOnlyThePostmasterDecidedOn(t *testing.T) {
 		})
 	}
 }
+
+// A stale primary is fenced on an observation that may be old by the time
+// the executor acts: the postmaster seen writable is stopped, and so is
+// any postmaster writable now, but not one started since that is not (an
+// operator starting it as a standby).
+func TestExecutorFencesOnlyAWritableOrTheSeenPostmaster(t *testing.T) {
+	ctx := context.Background()
+	seen := time.Date(2026, 12, 7, 12, 21, 19, 0, time.UTC)
+	for _, c := range []struct {
+		name        string
+		running     time.Time
+		writableNow bool
+		want        []string
+	}{
+		{"the postmaster seen writable still runs", seen, false, []string{"standby.signal", "stop immediate"}},
+		{"another postmaster, writable now", seen.Add(27 * time.Second), true, []string{"standby.signal", "stop immediate"}},
+		{"another postmaster, not writable", seen.Add(27 * time.Second), false, []string{"standby.signal"}},
+		{"no postmaster runs", time.Time{}, false, []string{"standby.signal"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			db := &fakeDB{started: c.running}
+			e := &executor{db: db}
+			signalErr, stopErr := e.fenceStale(ctx, seen, c.writableNow, time.Second)
+			if signalErr != nil || stopErr != nil || !slices.Equal(db.calls, c.want) {
+				t.Fatalf("errors %v %v, database saw %q; want %q", signalErr, stopErr, db.calls, c.want)
+			}
+		})
+	}
+}

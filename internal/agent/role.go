@@ -193,7 +193,10 @@ func (a *Agent) fenceStale(ctx context.Context, f node.FenceStale) {
 	a.setRejoin(reason)
 	a.log.Error("fencing the local database: it "+why, "epoch", f.Epoch)
 	a.releaseVIP(ctx, "fenced: "+why)
-	signalErr, stopErr := a.exec.fence(ctx, a.cfg.LocalTimeout+5*time.Second)
+	// Decided on the last observation: what runs now may be another
+	// postmaster (an operator's, starting as a standby).
+	obs := a.observeLocal(ctx)
+	signalErr, stopErr := a.exec.fenceStale(ctx, f.Started, obs.Up && !obs.InRecovery, a.cfg.LocalTimeout+5*time.Second)
 	if signalErr != nil {
 		a.log.Error("cannot write standby.signal", "err", signalErr)
 	}

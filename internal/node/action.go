@@ -19,6 +19,10 @@ type FenceStale struct {
 	Why     string
 	Epoch   uint64
 	Primary string
+	// Started is when the postmaster seen writable started: the executor
+	// stops it, or any postmaster that is writable when it acts, but not
+	// one started since that is not (an operator's, starting as a standby).
+	Started time.Time
 }
 
 // Promote: the record names this node and it has not promoted yet: wait

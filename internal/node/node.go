@@ -157,7 +157,7 @@ func Step(in Input, now time.Time) []Action {
 			acts = append(acts, KeepDown{})
 		}
 	case writable:
-		acts = append(acts, FenceStale{Why: "is writable but the cluster's primary is " + rec.Node, Epoch: rec.Epoch, Primary: rec.Node})
+		acts = append(acts, FenceStale{Why: "is writable but the cluster's primary is " + rec.Node, Epoch: rec.Epoch, Primary: rec.Node, Started: loc.PostmasterStarted})
 	case !db.Up:
 		if rec.Previous == in.Self && loc.FailedStopEpoch < rec.Epoch &&
 			StopFailed(s.StopFailedPrimary, loc.FailedAt, loc.PostmasterStarted, loc.PostmasterRunning) {

@@ -141,7 +141,7 @@ func postmasterStarted(d time.Duration) edit {
 
 // The actions the cases expect, with the words Step gives them.
 var (
-	fenceStale = FenceStale{Why: "is writable but the cluster's primary is " + p, Epoch: 8, Primary: p}
+	fenceStale = FenceStale{Why: "is writable but the cluster's primary is " + p, Epoch: 8, Primary: p, Started: t0.Add(-time.Hour)}
 	releaseVIP = ReleaseVIP{Why: "the cluster's primary is " + p}
 	stopFailed = StopFailedPrimary{Epoch: 8, Started: t0.Add(-time.Hour)}
 )
