@@ -52,8 +52,12 @@ primary stops cleanly, the new primary replays every record it wrote and is
 promoted, and the old primary starts as a streaming standby of it (no rewind).
 The new primary is -candidate (or -sourcenode, EFM's name) when given, else the
 first standby of the priority order (set-priority, then priority.standbys)
-among those streaming from the primary within max.failover.lag. Refused, with
-the reason, when no standby qualifies or another operation is under way.
+among those streaming from the primary within max.failover.lag, as its
+database answers when asked. Refused, with the reason, when no standby
+qualifies or another operation is under way. A new primary that cannot replay
+the old primary's last record (its replay paused or its WAL receiver stopped)
+is never promoted with less: the switchover is aborted, the old primary is
+promoted back with every write, and the command exits 1.
 
 The command waits until the operation completed or failed and prints each
 step's time; -json prints the same as JSON. Exit status 0 when it completed.
