@@ -76,6 +76,11 @@ type Config struct {
 	// pg_basebackup when that cannot), instead of leaving it stopped.
 	AutoRewind     bool
 	AutoBasebackup bool
+	// SyncMode is synchronous.mode: off (default, asynchronous), on or
+	// strict; SyncNodeCount is synchronous.node.count, default 1 (the k
+	// of ANY k (...)). See package syncrep.
+	SyncMode      string
+	SyncNodeCount int
 
 	// Scripts: command lines as written (hook.Split syntax, absolute program
 	// path, EFM placeholders left for hook.Runner to expand); "" = none.

@@ -36,6 +36,8 @@ const (
 	kindAddr               // one IP address (no port)
 	kindEndpoints          // comma-separated etcd client URLs, [http:// or https://]host:port
 	kindSecret             // a string Effective never logs (a password)
+	kindSyncMode           // synchronous.mode: off, on or strict
+	kindPositive           // integer >= 1
 )
 
 // need says on which kind of node a key must be set.
@@ -156,6 +158,8 @@ func keyTable() []keySpec {
 		sup("auto.resume.failure.period", kindSecondsOrZero, "0", optional, "0", func(c *Config) any { return &c.AutoResumeFailurePeriod }),
 		sup("auto.rewind", kindBool, "false", optional, "false", func(c *Config) any { return &c.AutoRewind }),
 		sup("auto.basebackup", kindBool, "false", optional, "false", func(c *Config) any { return &c.AutoBasebackup }),
+		sup("synchronous.mode", kindSyncMode, "off", optional, "on", func(c *Config) any { return &c.SyncMode }),
+		sup("synchronous.node.count", kindPositive, "1", optional, "1", func(c *Config) any { return &c.SyncNodeCount }),
 
 		// Scripts.
 		sup("script.fence", kindCommand, "", optional, "/usr/local/bin/fence.sh %p %f", func(c *Config) any { return &c.ScriptFence }),

@@ -53,9 +53,9 @@ func fieldMatchesKind(f any, k kind) bool {
 	switch f.(type) {
 	case *string:
 		return k == kindString || k == kindPath || k == kindSSLMode || k == kindLevel || k == kindCommand || k == kindEmail ||
-			k == kindSecret
+			k == kindSecret || k == kindSyncMode
 	case *int:
-		return k == kindPort || k == kindCount
+		return k == kindPort || k == kindCount || k == kindPositive
 	case *bool:
 		return k == kindBool
 	case *time.Duration:

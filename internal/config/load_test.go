@@ -105,6 +105,8 @@ func TestLoadDefaults(t *testing.T) {
 		StopIsolatedPrimary: true,
 		StopFailedPrimary:   true,
 		RecoveryCheckPeriod: 200 * time.Millisecond,
+		SyncMode:            "off",
+		SyncNodeCount:       1,
 		ScriptTimeout:       30 * time.Second,
 		FromEmail:           "pgfm@%h",
 		NotificationLevel:   "INFO",
@@ -241,6 +243,9 @@ var loadCases = []struct {
 		}},
 
 	// Enumerations and lists.
+	{name: "bad synchronous mode", props: conf("synchronous.mode=remote_apply", "synchronous.node.count=0"), errors: []string{
+		`c.properties:6: synchronous.mode: "remote_apply" is not a synchronous mode; use off (asynchronous), on (synchronous while a synchronous standby is healthy) or strict (writes wait when none is)`,
+		`c.properties:7: synchronous.node.count: 0 is less than 1; use 1 or more`}},
 	{name: "bad sslmode", props: conf("jdbc.sslmode=prefer"), errors: []string{
 		`c.properties:6: jdbc.sslmode: "prefer" is not a valid SSL mode; use disable, require, verify-ca or verify-full`}},
 	{name: "sslmode verify-full", props: conf("jdbc.sslmode=verify-full"), check: func(t *testing.T, c Config) {
@@ -318,6 +323,12 @@ var loadCases = []struct {
 	{name: "not implemented keys turned on warn", props: conf("backup.wal=true", "update.physical.slots.period=5"), warns: []string{
 		"c.properties:6: backup.wal: backup.wal is not implemented yet in pgfm; it is ignored",
 		"c.properties:7: update.physical.slots.period: update.physical.slots.period is not implemented yet in pgfm; it is ignored"}},
+	{name: "synchronous mode", props: conf("synchronous.mode=Strict", "synchronous.node.count=2"), warns: []string{},
+		check: func(t *testing.T, c Config) {
+			if c.SyncMode != "strict" || c.SyncNodeCount != 2 {
+				t.Errorf("synchronous.mode %q, synchronous.node.count %d", c.SyncMode, c.SyncNodeCount)
+			}
+		}},
 	{name: "auto.rewind and auto.basebackup", props: conf("auto.rewind=true", "auto.basebackup=true"), warns: []string{},
 		check: func(t *testing.T, c Config) {
 			if !c.AutoRewind || !c.AutoBasebackup {
@@ -606,7 +617,7 @@ func TestEffective(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
 	}
-	if order[0] != "db.user" || len(eff) != 62 { // every supported key but dcs.password
+	if order[0] != "db.user" || len(eff) != 64 { // every supported key but dcs.password
 		t.Errorf("order %v", order)
 	}
 	for _, kv := range eff {

@@ -144,6 +144,13 @@ func parseText(k *keySpec, s string) (string, string) {
 		}
 		return "", fmt.Sprintf("%q is not a notification level; use INFO, WARNING or SEVERE "+
 			"(the lowest severity that is sent)", s)
+	case kindSyncMode:
+		switch l := strings.ToLower(s); l {
+		case "off", "on", "strict":
+			return l, ""
+		}
+		return "", fmt.Sprintf("%q is not a synchronous mode; use off (asynchronous), on (synchronous while a "+
+			"synchronous standby is healthy) or strict (writes wait when none is)", s)
 	case kindCommand:
 		return parseCommand(k, s)
 	case kindEmail:
@@ -261,6 +268,9 @@ func parseInt(k kind, s string) (int, string) {
 		return 0, fmt.Sprintf("%q is not a whole number; use 0 or more", s)
 	}
 	n, _ := strconv.Atoi(s) // cannot fail: at most 9 digits
+	if k == kindPositive && n < 1 {
+		return 0, fmt.Sprintf("%d is less than 1; use 1 or more", n)
+	}
 	if k == kindPort && (n < 1 || n > 65535) {
 		return 0, fmt.Sprintf("port %d is outside 1..65535; use a port number in that range", n)
 	}
