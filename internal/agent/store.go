@@ -44,6 +44,10 @@ type store interface {
 	SetPriority(ctx context.Context, addr string, p int) error
 	Maintenance(ctx context.Context) (*dcs.Maintenance, error)
 
+	// The synchronous set (synchronous.mode).
+	Sync(ctx context.Context) (*dcs.Sync, int64, error)
+	UpdateSync(ctx context.Context, rev int64, rec *dcs.Sync) (bool, error)
+
 	// Clean stops and stop-cluster.
 	MarkCleanStop(ctx context.Context, addr string) error
 	ClearCleanStop(ctx context.Context, addr string) error

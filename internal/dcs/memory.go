@@ -604,6 +604,10 @@ func (snap *Snapshot) add(key string, value []byte, mod int64) error {
 		return err
 	case strings.HasPrefix(key, "clean-stop/"):
 		snap.CleanStops[strings.TrimPrefix(key, "clean-stop/")] = true
+	case key == "sync":
+		rec, err := decodeSync(value)
+		snap.Sync, snap.SyncRev = rec, mod
+		return err
 	case key == "maintenance":
 		mark, err := decodeMaintenance(value)
 		snap.Maintenance = mark

@@ -202,6 +202,9 @@ type Snapshot struct {
 	// Priorities are the failover priorities set with set-priority, by
 	// node address: 1 first, 0 never promoted.
 	Priorities map[string]int
+	// Sync is the synchronous set (synchronous.mode); nil when none.
+	Sync    *Sync
+	SyncRev int64
 	// Problems lists records that could not be decoded; they are skipped,
 	// never fatal, so one bad value cannot blind the cluster.
 	Problems []string

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pgfm/pgfm/internal/cluster"
+	"github.com/pgfm/pgfm/internal/syncrep"
 )
 
 // Candidate is one standby considered for promotion.
@@ -25,6 +26,7 @@ type Candidate struct {
 // rejected ones by address. Witnesses and the primary are not listed.
 func Candidates(v View) []Candidate {
 	head, headLSN := mostAdvanced(v)
+	syncOK, syncWhy := lossless(v)
 	var out []Candidate
 	for addr, mv := range v.Members {
 		if addr == v.Primary.Node || mv.Witness || (mv.Status != nil && mv.Status.Type == cluster.Witness) {
@@ -35,6 +37,9 @@ func Candidates(v View) []Candidate {
 			c.LSN = mv.Status.DB.LSN()
 		}
 		c.Reject = rejectFollower(v.Primary, mv.Status)
+		if c.Reject == "" && syncOK != nil && !syncOK[addr] {
+			c.Reject = syncReject(v, addr, syncWhy)
+		}
 		if c.Reject == "" {
 			c.Reject = rejectCandidate(v, mv.Status, c.LSN, head, headLSN)
 		}
@@ -42,6 +47,41 @@ func Candidates(v View) []Candidate {
 	}
 	slices.SortFunc(out, compareCandidates)
 	return out
+}
+
+// lossless is, in synchronous mode, the set of standbys that certainly
+// hold every acknowledged write (possibly empty) and why the others do
+// not; nil outside synchronous mode.
+func lossless(v View) (map[string]bool, string) {
+	if v.Settings.SyncMode == "" || v.Settings.SyncMode == syncrep.Off {
+		return nil, ""
+	}
+	if v.Sync == nil {
+		return map[string]bool{}, fmt.Sprintf("synchronous.mode=%s and no synchronous set is recorded yet: the primary has not confirmed one, so no standby is certain to have every acknowledged write", v.Settings.SyncMode)
+	}
+	seen := map[string]cluster.LSN{}
+	for addr, mv := range v.Members {
+		if st := mv.Status; st != nil && st.DB.Up && st.DB.InRecovery && addr != v.Primary.Node {
+			seen[addr] = st.DB.LSN()
+		}
+	}
+	best, why := syncrep.Lossless(*v.Sync, seen)
+	ok := map[string]bool{}
+	for _, b := range best {
+		ok[b] = true
+	}
+	return ok, why
+}
+
+// syncReject says why addr is not one of the lossless standbys.
+func syncReject(v View, addr, why string) string {
+	switch {
+	case why != "":
+		return "synchronous mode: " + why
+	case !slices.Contains(v.Sync.Members, addr):
+		return fmt.Sprintf("synchronous mode: not in the synchronous set %s, so it may lack acknowledged writes", v.Sync)
+	}
+	return "synchronous mode: another synchronous standby has more WAL, so this one may lack acknowledged writes"
 }
 
 // rejectFollower says why st is not a live standby that was following the

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pgfm/pgfm/internal/cluster"
+	"github.com/pgfm/pgfm/internal/syncrep"
 )
 
 const s3 = "10.0.0.10" // sorts before 10.0.0.2 as text, after 10.0.0.3 as an address
@@ -80,6 +81,21 @@ func TestCandidates(t *testing.T) {
 			[]string{s2, s1 + " ✗ set-priority 0"}},
 		{"set-priority above 0 overrides promotable=false", []edit{standbyEdit(s2, func(st *cluster.MemberStatus) { st.Promotable = false }),
 			settings(func(s *Settings) { s.NodePriority = map[string]int{s2: 3} })}, []string{s2, s1}},
+		// Synchronous mode (package syncrep has the arithmetic).
+		{"sync on, no set recorded: nobody", []edit{syncMode(nil)},
+			[]string{s1 + " ✗ no synchronous set is recorded yet", s2 + " ✗ no synchronous set is recorded yet"}},
+		{"sync on, primary alone: nobody", []edit{syncMode(&syncrep.Set{})},
+			[]string{s1 + " ✗ without a synchronous standby", s2 + " ✗ without a synchronous standby"}},
+		{"sync on: outside the set is never promoted, even with the most WAL", []edit{syncMode(&syncrep.Set{Members: []string{s1}, Quorum: 1}), received(s2, lsn0+1)},
+			[]string{s1, s2 + " ✗ not in the synchronous set ANY 1 (10.0.0.2)"}},
+		{"sync on, ANY 1 of both: the one with the most WAL", []edit{syncMode(&syncrep.Set{Members: []string{s1, s2}, Quorum: 1}), received(s2, lsn0+1)},
+			[]string{s2, s1 + " ✗ another synchronous standby has more WAL"}},
+		{"sync on, ANY 1 of both, one agent down: nobody can be sure", []edit{syncMode(&syncrep.Set{Members: []string{s1, s2}, Quorum: 1}), agentDown(s2)},
+			[]string{s1 + " ✗ 1 of the synchronous standbys 10.0.0.2 10.0.0.3 answer", s2 + " ✗ agent down"}},
+		{"sync on, ANY 2 of both, one agent down: the other has every write", []edit{syncMode(&syncrep.Set{Members: []string{s1, s2}, Quorum: 2}), agentDown(s2)},
+			[]string{s1, s2 + " ✗ agent down"}},
+		{"sync off ignores a recorded set", []edit{syncMode(&syncrep.Set{}), settings(func(s *Settings) { s.SyncMode = syncrep.Off })},
+			[]string{s1, s2}},
 		{"witnesses are not listed", []edit{func(v *View, _ time.Time) { v.Members["10.0.0.9"] = MemberView{Witness: true} }},
 			[]string{s1, s2}},
 	} {
@@ -113,4 +129,9 @@ func TestCompareAddr(t *testing.T) {
 			}
 		}
 	}
+}
+
+// syncMode turns synchronous.mode on with rec as the recorded set.
+func syncMode(rec *syncrep.Set) edit {
+	return func(v *View, _ time.Time) { v.Settings.SyncMode, v.Sync = syncrep.On, rec }
 }

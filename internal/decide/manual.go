@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pgfm/pgfm/internal/cluster"
+	"github.com/pgfm/pgfm/internal/syncrep"
 )
 
 // Request is an operator's `pgfm promote`.
@@ -16,6 +17,10 @@ type Request struct {
 	// Target names the standby to promote; "" picks one: the first of the
 	// priority order for a switchover, the best candidate otherwise.
 	Target string
+	// Force promotes in synchronous mode a standby that may lack
+	// acknowledged writes (outside the recorded set, or not certainly the
+	// most advanced of it).
+	Force bool
 }
 
 // Manual decides an operator's promote: the Failover to commit, or an
@@ -24,6 +29,9 @@ type Request struct {
 // primary and a target streaming from it within max.failover.lag.
 func Manual(v View, r Request) (Failover, error) {
 	p := v.Primary.Node
+	if r.Force {
+		v.Settings.SyncMode = syncrep.Off
+	}
 	switch {
 	case p == "":
 		return Failover{}, fmt.Errorf("the cluster has no primary record yet: wait for the first agent to name its primary")

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pgfm/pgfm/internal/cluster"
+	"github.com/pgfm/pgfm/internal/syncrep"
 )
 
 // DefaultMaxFailoverLag is max.failover.lag's default: 16 MiB of WAL, one
@@ -32,11 +33,16 @@ type Settings struct {
 	// the agents, so the majority that counts is etcd's (the coordinator
 	// holds a lease, so it has it); the agents' own count is not checked.
 	ExternalDCS bool
+	// SyncMode is synchronous.mode: off, on or strict. Unless off, only a
+	// standby of the recorded synchronous set that certainly holds every
+	// acknowledged write is promoted (View.Sync, package syncrep).
+	SyncMode string
 }
 
 // DefaultSettings are the documented defaults of the properties above.
 func DefaultSettings() Settings {
 	return Settings{
+		SyncMode:          syncrep.Off,
 		AutoFailover:      true,
 		MaxFailoverLag:    DefaultMaxFailoverLag,
 		NodeTimeout:       5 * time.Second,
@@ -56,6 +62,8 @@ type View struct {
 	// Voters is the number of voting members (etcd voters), the down ones
 	// included; 0 means len(Members).
 	Voters int
+	// Sync is the synchronous set recorded in etcd; nil when none.
+	Sync *syncrep.Set
 }
 
 // PrimaryRecord is the primary key in etcd.
