@@ -54,6 +54,9 @@ type Agent struct {
 	// waitReplayed waits for the local standby's replay to pass an LSN
 	// (postgres.WaitReplayed; a fake in flow tests).
 	waitReplayed func(ctx context.Context, connString string, lsn cluster.LSN, poll time.Duration) (cluster.LSN, error)
+	// senders reads a primary's WAL senders (postgres.Replication; a fake
+	// in flow tests).
+	senders func(ctx context.Context, connString string) (postgres.Senders, error)
 	runner       *hook.Runner
 	notes        *hook.Queue // notifications, delivered off the caller's path
 
@@ -68,6 +71,7 @@ type Agent struct {
 	publishKick chan struct{} // observe and publish now
 	roleKick    chan struct{} // re-check what the primary record asks of us
 	coordKick   chan struct{} // the coordinator should decide now
+	syncKick    chan struct{} // the synchronous set should be checked now
 	publishMu   sync.Mutex    // one publish at a time
 
 	mu          sync.Mutex
@@ -109,6 +113,8 @@ type Agent struct {
 	rebuilding    string
 	// createFailed says why the last create-standby failed ("" when none).
 	createFailed string
+	// sync is what the agent knows of the synchronous set (syncLoop).
+	sync syncMemory
 
 	joinMu sync.Mutex // admissions through this member, one at a time
 }
@@ -131,7 +137,9 @@ func New(cfg config.Config, log *slog.Logger) *Agent {
 		publishKick:  make(chan struct{}, 1),
 		roleKick:     make(chan struct{}, 1),
 		coordKick:    make(chan struct{}, 1),
+		syncKick:     make(chan struct{}, 1),
 		probe:        postgres.Observe,
+		senders:      postgres.Replication,
 		waitReplayed: postgres.WaitReplayed,
 	}
 }
@@ -270,7 +278,7 @@ func (a *Agent) serveHealthCheck() (*httpapi.HealthServer, error) {
 func (a *Agent) startLoops(ctx context.Context) (wait func()) {
 	loops := []func(context.Context){
 		a.sessionLoop, a.publishLoop, a.watchLoop, a.coordinatorLoop,
-		a.primaryLoop, a.roleLoop, a.fenceLoop, a.leaderLoop, a.notes.Run,
+		a.primaryLoop, a.roleLoop, a.fenceLoop, a.leaderLoop, a.notes.Run, a.syncLoop,
 		func(ctx context.Context) { a.dbWatchLoop(ctx, a.primaryTarget) },
 	}
 	if !a.cfg.IsWitness {

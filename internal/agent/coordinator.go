@@ -8,6 +8,7 @@ import (
 	"github.com/pgfm/pgfm/internal/dcs"
 	"github.com/pgfm/pgfm/internal/decide"
 	"github.com/pgfm/pgfm/internal/hook"
+	"github.com/pgfm/pgfm/internal/syncrep"
 )
 
 // coordinatorLoop runs on every agent; only the elected coordinator acts.
@@ -45,7 +46,7 @@ func (a *Agent) coordinatorLoop(ctx context.Context) {
 // watchStatuses wakes the coordinator whenever any agent publishes.
 func (a *Agent) watchStatuses(ctx context.Context) {
 	for ctx.Err() == nil {
-		_ = a.store.WatchStatuses(ctx, func() { a.wake(a.coordKick) })
+		_ = a.store.WatchStatuses(ctx, func() { a.wake(a.coordKick); a.wake(a.syncKick) })
 		sleep(ctx, 200*time.Millisecond)
 	}
 }
@@ -90,6 +91,13 @@ func (a *Agent) decideOnce(ctx context.Context, mem decide.Memory, voters int, g
 		return mem // a failover is under way, or waits for an operator
 	}
 	plan, next := decide.Step(a.view(snap, voters), mem, time.Now())
+	if a.syncMode() && hasFailover(plan) {
+		// Published positions may be a local.period old, older than the
+		// last write the primary acknowledged: the standbys of the
+		// synchronous set are asked again before one is chosen.
+		a.observeStandbys(dctx, &snap, syncMembers(snap))
+		plan, next = decide.Step(a.view(snap, voters), mem, time.Now())
+	}
 	for _, act := range plan.Actions {
 		switch act := act.(type) {
 		case decide.Failover:
@@ -109,6 +117,7 @@ func (a *Agent) view(snap dcs.Snapshot, voters int) decide.View {
 		NodeTimeout: a.cfg.NodeTimeout, LocalTimeoutFinal: a.cfg.LocalTimeoutFinal,
 		ExternalDCS: a.cfg.DCS.External(),
 		Paused:      snap.Maintenance != nil, NodePriority: snap.Priorities,
+		SyncMode: a.cfg.SyncMode,
 	}
 	if p, ok := snap.Status[snap.Primary.Node]; ok {
 		s.Priority = p.Priority
@@ -122,6 +131,9 @@ func (a *Agent) view(snap dcs.Snapshot, voters int) decide.View {
 		Settings: s, Epoch: snap.Primary.Epoch, Voters: voters,
 		Primary: decide.PrimaryRecord{Node: snap.Primary.Node, Epoch: snap.Primary.Epoch, Timeline: snap.Primary.Timeline, LastLSN: snap.Primary.LastLSN, Phase: snap.Primary.Phase, Previous: snap.Primary.Previous},
 		Members: map[string]decide.MemberView{},
+	}
+	if snap.Sync != nil {
+		v.Sync = &syncrep.Set{Members: snap.Sync.Members, Quorum: snap.Sync.Quorum}
 	}
 	for _, reg := range snap.Registrations {
 		mv := decide.MemberView{CleanStop: snap.CleanStops[reg.Address], Witness: reg.Witness, RemoteDB: map[string]decide.Probe{}}
@@ -184,4 +196,22 @@ func (a *Agent) runScript(ctx context.Context, name, cmdline string, vars hook.P
 	}
 	a.notify(ctx, sev, "Executed "+name, fmt.Sprintf("%s: %s (exit %d)\n%s", cmdline, res.Outcome, res.ExitCode, res.Output))
 	return res
+}
+
+func (a *Agent) syncMode() bool { return a.cfg.SyncMode == syncrep.On || a.cfg.SyncMode == syncrep.Strict }
+
+func hasFailover(p decide.Plan) bool {
+	for _, act := range p.Actions {
+		if _, ok := act.(decide.Failover); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func syncMembers(snap dcs.Snapshot) []string {
+	if snap.Sync == nil {
+		return nil
+	}
+	return snap.Sync.Members
 }

@@ -30,6 +30,7 @@ type database interface {
 	DiscardedWAL(ctx context.Context, fork cluster.LSN, tl uint32, timeout time.Duration) (postgres.Discarded, error)
 	Basebackup(ctx context.Context, host string, port int, user string, opts postgres.BackupOptions, timeout time.Duration) (string, error)
 	SetStandbySetting(name, value string) error
+	SetSyncStandbyNames(ctx context.Context, connString, value string) error
 }
 
 // address is the virtual IP's control (package vip).
@@ -213,6 +214,15 @@ func (e *executor) setStandbySetting(name, value string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.db.SetStandbySetting(name, value)
+}
+
+// setSyncStandbyNames sets synchronous_standby_names and returns once
+// the server applies it. No lease check: waiting for more or fewer
+// standbys never makes a node writable.
+func (e *executor) setSyncStandbyNames(ctx context.Context, connString, value string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.db.SetSyncStandbyNames(ctx, connString, value)
 }
 
 // stopStartedAt stops the postmaster that started at started, and no

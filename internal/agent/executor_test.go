@@ -236,3 +236,5 @@ func TestExecutorFencesOnlyAWritableOrTheSeenPostmaster(t *testing.T) {
 		})
 	}
 }
+
+func (f *fakeDB) SetSyncStandbyNames(context.Context, string, string) error { return nil }

@@ -69,6 +69,8 @@ type fakePG struct {
 	control postgres.ControlData
 	// promoteErr makes Promote fail, the database left in recovery.
 	promoteErr error
+	// syncNames is synchronous_standby_names as last set.
+	syncNames string
 }
 
 // flowHistory is every database operation of the cluster, in order.
@@ -410,6 +412,7 @@ func (cl *flowCluster) start(addr string, change ...func(*config.Config)) *flowA
 	log := slog.New(flowLogHandler{r: cl.log})
 	a := New(cfg, log)
 	a.probe = cl.probe(addr)
+	a.senders = cl.senders(addr)
 	a.waitReplayed = func(ctx context.Context, _ string, lsn cluster.LSN, poll time.Duration) (cluster.LSN, error) {
 		for {
 			o := cl.dbs[addr].observation()
@@ -597,3 +600,26 @@ func (f *fakePG) Basebackup(context.Context, string, int, string, postgres.Backu
 }
 
 func (f *fakePG) SetStandbySetting(string, string) error { return nil }
+
+func (f *fakePG) SetSyncStandbyNames(_ context.Context, _, value string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("synchronous_standby_names=" + value)
+	f.syncNames = value
+	return nil
+}
+
+// senders is host's pg_stat_replication: every running fake database in
+// recovery that streams from it, by its address as application_name.
+func (cl *flowCluster) senders(host string) func(context.Context, string) (postgres.Senders, error) {
+	return func(context.Context, string) (postgres.Senders, error) {
+		var out postgres.Senders
+		for addr, db := range cl.dbs {
+			o := db.observation()
+			if addr != host && o.Up && o.InRecovery && o.SenderHost == host && o.WalReceiver == "streaming" {
+				out.Senders = append(out.Senders, postgres.Sender{ApplicationName: addr, State: "streaming", SyncState: "quorum"})
+			}
+		}
+		return out, nil
+	}
+}

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -150,6 +151,9 @@ func (a *Agent) publish(ctx context.Context) {
 	}
 	if a.rebuilding != "" {
 		st.Type, st.IdleReason = cluster.Idle, a.rebuilding
+	}
+	if st.Type == cluster.Primary && len(a.sync.states) > 0 {
+		st.SyncStates = maps.Clone(a.sync.states)
 	}
 	if time.Now().Before(a.restartingUntil) {
 		st.RestartingUntil = a.restartingUntil

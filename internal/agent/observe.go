@@ -33,7 +33,10 @@ func (a *Agent) observe(ctx context.Context, host string, port int, timeout time
 func describe(cfg config.Config, self, bind, adminURL string, obs cluster.DBObservation, now, started time.Time) cluster.MemberStatus {
 	st := cluster.MemberStatus{
 		Address: self, BindAddr: bind, AdminURL: adminURL, DBPort: cfg.DB.Port, Version: version.Version,
-		DB: obs, Promotable: cfg.Promotable, ObservedAt: now, StartedAt: started,
+		DB: obs, Promotable: cfg.Promotable, ObservedAt: now, StartedAt: started, AppName: cfg.ApplicationName,
+	}
+	if st.AppName == "" && !cfg.IsWitness {
+		st.AppName = self
 	}
 	for _, p := range cfg.PriorityStandbys {
 		st.Priority = append(st.Priority, p.String())

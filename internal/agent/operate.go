@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -66,14 +67,22 @@ func (a *Agent) commitManual(ctx context.Context, req httpapi.PromoteRequest, ta
 				"%s not committed: epoch %d named %s meanwhile (a failover or another operation); check cluster-status and try again", name, snap.Primary.Epoch, snap.Primary.Node)
 		}
 		epoch = snap.Primary.Epoch
-		if req.Switchover {
+		if req.Switchover || a.syncMode() {
 			// Published statuses may be a local.period old: a standby whose
-			// WAL receiver stopped since must not be chosen.
+			// WAL receiver stopped since must not be chosen, and in
+			// synchronous mode the positions must be newer than the last
+			// acknowledged write.
 			a.observeDatabases(ctx, &snap)
 		}
-		f, err := decide.Manual(a.view(snap, a.voters(ctx)), decide.Request{Switchover: req.Switchover, Target: target})
+		f, err := decide.Manual(a.view(snap, a.voters(ctx)), decide.Request{Switchover: req.Switchover, Target: target, Force: req.Force})
 		if err != nil {
+			if a.syncMode() && strings.Contains(err.Error(), "synchronous mode") {
+				err = fmt.Errorf("%w; promote -force promotes one anyway, losing the acknowledged writes it lacks", err)
+			}
 			return f, httpapi.Errorf(http.StatusConflict, "%s refused: %v", name, err)
+		}
+		if req.Force && a.syncMode() {
+			f.Reason += ", forced past the synchronous set: acknowledged writes may be lost"
 		}
 		next := dcs.Primary{
 			Node: f.To, Epoch: f.NewEpoch, Phase: dcs.PhasePromoting, Previous: f.From,
@@ -95,9 +104,18 @@ func (a *Agent) commitManual(ctx context.Context, req httpapi.PromoteRequest, ta
 // database in snap with one made now, all at once (one slow host costs one
 // remote.timeout). A database that does not answer is recorded as down.
 func (a *Agent) observeDatabases(ctx context.Context, snap *dcs.Snapshot) {
+	a.observeStandbys(ctx, snap, nil)
+}
+
+// observeStandbys is observeDatabases for the nodes in only (every node
+// when only is nil).
+func (a *Agent) observeStandbys(ctx context.Context, snap *dcs.Snapshot, only []string) {
 	var addrs []string
 	var ports []int
 	for _, reg := range snap.Registrations {
+		if only != nil && !slices.Contains(only, reg.Address) {
+			continue
+		}
 		if _, ok := snap.Status[reg.Address]; ok && !reg.Witness {
 			addrs = append(addrs, reg.Address)
 			ports = append(ports, nodeDBPort(reg, *snap, a.cfg.DB.Port))

@@ -223,6 +223,15 @@ func (a *Agent) promoteSelf(ctx context.Context, rec dcs.Primary, rev int64) {
 	if !obs.Up && a.switchoverAborted(rec) && !a.startAborted(ctx) {
 		return
 	}
+	sctx, cancel := context.WithTimeout(ctx, a.cfg.RemoteTimeout+a.cfg.LocalTimeout)
+	err := a.prepareSyncForPromotion(sctx, rec)
+	cancel()
+	if err != nil {
+		// No write may be taken before the synchronous set of the new
+		// epoch is recorded: retried on the next pass.
+		a.log.Warn("not promoting yet: synchronous mode", "err", err)
+		return
+	}
 	a.notify(ctx, hook.Warning, "Promotion has started", fmt.Sprintf("Promoting %s to replace %s (epoch %d): %s", a.self, rec.Previous, rec.Epoch, rec.Reason))
 	vars := hook.Placeholders{NewPrimary: a.self, FailedPrimary: rec.Previous, Node: a.self, Owner: a.cfg.DB.ServiceOwner}
 	if a.cfg.ScriptFence != "" && !rec.NoScripts {
@@ -239,7 +248,7 @@ func (a *Agent) promoteSelf(ctx context.Context, rec dcs.Primary, rev int64) {
 	}
 	a.log.Info("promoting the local database", "epoch", rec.Epoch, "replacing", rec.Previous)
 	pctx, cancel := context.WithTimeout(ctx, a.cfg.LocalTimeout+30*time.Second)
-	err := a.exec.promote(pctx, a.localConnString(), 30*time.Second)
+	err = a.exec.promote(pctx, a.localConnString(), 30*time.Second)
 	cancel()
 	if errors.Is(err, errLease) {
 		// Cut off from the majority: not promoting now. The record stays

@@ -46,7 +46,7 @@ type store interface {
 
 	// The synchronous set (synchronous.mode).
 	Sync(ctx context.Context) (*dcs.Sync, int64, error)
-	UpdateSync(ctx context.Context, rev int64, rec *dcs.Sync) (bool, error)
+	UpdateSync(ctx context.Context, rev int64, rec *dcs.Sync) (int64, bool, error)
 
 	// Clean stops and stop-cluster.
 	MarkCleanStop(ctx context.Context, addr string) error

@@ -79,10 +79,14 @@ func (o DBObservation) LSN() LSN {
 
 // MemberStatus is what an agent publishes about itself under its lease.
 type MemberStatus struct {
-	Address    string        `json:"address"` // bind.address host (IP)
-	BindAddr   string        `json:"bind_address"`
-	AdminURL   string        `json:"admin_url"`
-	DBPort     int           `json:"db_port,omitempty"`
+	Address  string `json:"address"` // bind.address host (IP)
+	BindAddr string `json:"bind_address"`
+	AdminURL string `json:"admin_url"`
+	DBPort   int    `json:"db_port,omitempty"`
+	// AppName is the application_name this node's standby connects with
+	// (application.name, else the address): what synchronous_standby_names
+	// names it by.
+	AppName    string        `json:"application_name,omitempty"`
 	Type       Type          `json:"type"`
 	IdleReason string        `json:"idle_reason,omitempty"`
 	Version    string        `json:"version"`
@@ -111,6 +115,9 @@ type MemberStatus struct {
 	// switchover of that epoch: the new primary promotes once it has
 	// replayed up to the stopped server's last checkpoint.
 	Demoted *Demotion `json:"demoted,omitempty"`
+	// SyncStates is, on a primary in synchronous mode, each standby's
+	// pg_stat_replication.sync_state (quorum, async, ...) by node address.
+	SyncStates map[string]string `json:"sync_states,omitempty"`
 }
 
 // Demotion is an old primary's clean stop for a switchover.

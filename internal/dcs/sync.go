@@ -43,8 +43,8 @@ func (s *Store) Sync(ctx context.Context) (*Sync, int64, error) {
 }
 
 // UpdateSync replaces the synchronous set (nil deletes it) if it is still
-// at revision rev (0: it must not exist).
-func (s *Store) UpdateSync(ctx context.Context, rev int64, rec *Sync) (bool, error) {
+// at revision rev (0: it must not exist), and returns its new revision.
+func (s *Store) UpdateSync(ctx context.Context, rev int64, rec *Sync) (int64, bool, error) {
 	op := clientv3.OpDelete(s.keySync())
 	if rec != nil {
 		b, _ := json.Marshal(rec)
@@ -52,9 +52,12 @@ func (s *Store) UpdateSync(ctx context.Context, rev int64, rec *Sync) (bool, err
 	}
 	r, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(s.keySync()), "=", rev)).Then(op).Commit()
 	if err != nil {
-		return false, fmt.Errorf("dcs: update synchronous set: %w", err)
+		return 0, false, fmt.Errorf("dcs: update synchronous set: %w", err)
 	}
-	return r.Succeeded, nil
+	if !r.Succeeded || rec == nil {
+		return 0, r.Succeeded, nil
+	}
+	return r.Header.Revision, true, nil
 }
 
 // Sync reads the synchronous set and its revision (0 and nil: none).
@@ -72,21 +75,21 @@ func (m *Memory) Sync(ctx context.Context) (*Sync, int64, error) {
 }
 
 // UpdateSync replaces the synchronous set (nil deletes it) if it is still
-// at revision rev (0: it must not exist).
-func (m *Memory) UpdateSync(ctx context.Context, rev int64, rec *Sync) (bool, error) {
+// at revision rev (0: it must not exist), and returns its new revision.
+func (m *Memory) UpdateSync(ctx context.Context, rev int64, rec *Sync) (int64, bool, error) {
 	if err := m.begin(ctx); err != nil {
-		return false, fmt.Errorf("dcs: update synchronous set: %w", err)
+		return 0, false, fmt.Errorf("dcs: update synchronous set: %w", err)
 	}
 	defer m.mu.Unlock()
 	if m.modRev(m.keySync()) != rev {
-		return false, nil
+		return 0, false, nil
 	}
 	if rec == nil {
 		m.commitLocked(memDel(m.keySync()))
-	} else {
-		m.commitLocked(memPut(m.keySync(), rec))
+		return 0, true, nil
 	}
-	return true, nil
+	m.commitLocked(memPut(m.keySync(), rec))
+	return m.modRev(m.keySync()), true, nil
 }
 
 // decodeSync reads a synchronous set. One that cannot be read is returned

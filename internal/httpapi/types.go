@@ -37,6 +37,9 @@ type PromoteRequest struct {
 	Target     string `json:"target,omitempty"` // the standby to promote; "" lets the cluster choose
 	NoScripts  bool   `json:"no_scripts,omitempty"`
 	Quiet      bool   `json:"quiet,omitempty"`
+	// Force: in synchronous mode, promote a standby that may lack
+	// acknowledged writes.
+	Force bool `json:"force,omitempty"`
 }
 
 // Step is one step of an operation and when it was seen done.
