@@ -1,0 +1,125 @@
+package agent
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/pgfm/pgfm/internal/cluster"
+	"github.com/pgfm/pgfm/internal/config"
+	"github.com/pgfm/pgfm/internal/decide"
+	"github.com/pgfm/pgfm/internal/httpapi"
+	"github.com/pgfm/pgfm/internal/syncrep"
+)
+
+func syncOn(c *config.Config) { c.SyncMode, c.SyncNodeCount = syncrep.On, 1 }
+
+// wantSyncRecord checks the synchronous set recorded in etcd.
+func (cl *flowCluster) wantSyncRecord(epoch uint64, quorum int, members ...string) {
+	cl.t.Helper()
+	r, _, err := cl.store.Sync(cl.ctx)
+	cl.must(err)
+	if r == nil || r.Epoch != epoch || r.Quorum != quorum || !slices.Equal(r.Members, members) {
+		cl.t.Fatalf("synchronous set %+v, want epoch %d ANY %d %q", r, epoch, quorum, members)
+	}
+}
+
+// Synchronous mode, on: the primary's agent waits for every streaming
+// standby, narrows the set when one stops streaming (etcd after the
+// setting), and a failover then promotes only from the recorded set, even
+// when a standby outside it has received more WAL.
+func TestFlowSynchronousModePromotesOnlyFromTheSet(t *testing.T) {
+	cl := newCluster(t, flowP1, []string{flowS2, flowS3}, []cluster.LSN{0x5000000, 0x5000000})
+	p, a2, a3 := cl.start(flowP1, syncOn), cl.start(flowS2, syncOn), cl.start(flowS3, syncOn)
+	cl.coordinator(flowP1)
+	cl.publishAll(p, a2, a3)
+	for _, a := range []*flowAgent{p, a2, a3} {
+		a.reconcile(cl.ctx)
+	}
+
+	p.manageSync(cl.ctx)
+	cl.wantSyncRecord(1, 1, flowS2, flowS3)
+	wantDB(t, p, `synchronous_standby_names=ANY 1 ("10.0.0.2", "10.0.0.3")`)
+	p.manageSync(cl.ctx) // nothing changed: nothing done
+	wantDB(t, p, `synchronous_standby_names=ANY 1 ("10.0.0.2", "10.0.0.3")`)
+
+	// s3 stops streaming: the setting narrows first, then the record.
+	a3.pg.set(func(o *cluster.DBObservation) { o.WalReceiver, o.SenderHost = "", "" })
+	p.manageSync(cl.ctx)
+	wantDB(t, p, `synchronous_standby_names=ANY 1 ("10.0.0.2", "10.0.0.3")`, `synchronous_standby_names=ANY 1 ("10.0.0.2")`)
+	cl.wantSyncRecord(1, 1, flowS2)
+
+	// s3 gets more WAL than s2 (it is outside the set: what it holds was
+	// never acknowledged), then the primary's node dies.
+	a3.pg.set(func(o *cluster.DBObservation) { o.ReceiveLSN, o.ReplayLSN = 0x5001000, 0x5001000 })
+	p.stop()
+	cl.cut(flowP1)
+	p.pg.crash()
+	cl.advance(flowNodeTimeout)
+	c, guard := cl.coordinator(flowS2)
+	cl.publishAll(a2, a3)
+	c.decideOnce(cl.ctx, decide.Memory{}, 0, guard)
+	rec, _ := cl.record()
+	if rec.Node != flowS2 || rec.Epoch != 2 {
+		t.Fatalf("record %+v; want epoch 2 naming %s, the only synchronous standby, not %s with more WAL", rec, flowS2, flowS3)
+	}
+
+	// The new primary records its own set (nobody yet) before it promotes.
+	cl.sync(a2, a3)
+	a2.reconcile(cl.ctx)
+	wantDB(t, a2, "synchronous_standby_names=", "promote")
+	cl.wantSyncRecord(2, 0)
+}
+
+// Synchronous mode, on, with no standby left: the primary goes on alone,
+// says so loudly, and a failover then promotes nobody.
+func TestFlowSynchronousModeAloneFailsOverToNobody(t *testing.T) {
+	cl := newCluster(t, flowP1, []string{flowS2, flowS3}, []cluster.LSN{0x5000000, 0x5000000})
+	p, a2, a3 := cl.start(flowP1, syncOn), cl.start(flowS2, syncOn), cl.start(flowS3, syncOn)
+	cl.coordinator(flowP1)
+	cl.publishAll(p, a2, a3)
+	for _, a := range []*flowAgent{p, a2, a3} {
+		a.reconcile(cl.ctx)
+	}
+	p.manageSync(cl.ctx)
+	cl.wantSyncRecord(1, 1, flowS2, flowS3)
+
+	// Both standbys stop streaming: record first (quorum 0), then the
+	// setting, which the record already covers.
+	for _, a := range []*flowAgent{a2, a3} {
+		a.pg.set(func(o *cluster.DBObservation) { o.WalReceiver, o.SenderHost = "", "" })
+	}
+	p.manageSync(cl.ctx)
+	cl.wantSyncRecord(1, 0)
+	wantDB(t, p, `synchronous_standby_names=ANY 1 ("10.0.0.2", "10.0.0.3")`, "synchronous_standby_names=")
+	cl.wantNotified(flowP1 + ": Synchronous replication suspended")
+
+	p.stop()
+	cl.cut(flowP1)
+	p.pg.crash()
+	cl.advance(flowNodeTimeout)
+	c, guard := cl.coordinator(flowS2)
+	cl.publishAll(a2, a3)
+	c.decideOnce(cl.ctx, decide.Memory{}, 0, guard)
+	if rec, _ := cl.record(); rec.Epoch != 1 {
+		t.Fatalf("record %+v: a standby was promoted although the primary had acknowledged writes alone", rec)
+	}
+	cl.waitFor("the failover-not-occurred notification", func() bool {
+		for _, n := range cl.log.notifications() {
+			if strings.HasPrefix(n, flowS2+": "+decide.SubjectFailoverNotOccurred) {
+				return true
+			}
+		}
+		return false
+	})
+
+	// An operator may force it, knowing the risk.
+	_, err := c.commitManual(cl.ctx, httpapi.PromoteRequest{}, flowS3)
+	if err == nil || !strings.Contains(err.Error(), "-force") {
+		t.Fatalf("promote without -force: %v; want a refusal that names -force", err)
+	}
+	f, err := c.commitManual(cl.ctx, httpapi.PromoteRequest{Force: true}, flowS3)
+	if err != nil || f.To != flowS3 || !strings.Contains(f.Reason, "acknowledged writes may be lost") {
+		t.Fatalf("promote -force: %+v, %v", f, err)
+	}
+}
