@@ -83,6 +83,18 @@ func (a *Agent) Report(ctx context.Context) (cluster.Report, error) {
 	}
 	rep.FailoverPriority = failoverPriority(rep.Nodes, snap.Priorities)
 	rep.Priorities = snap.Priorities
+	rep.SyncMode = cmp.Or(a.cfg.SyncMode, "off")
+	if r := snap.Sync; r != nil {
+		rep.Sync = &cluster.SyncReport{Epoch: r.Epoch, Primary: r.Primary, Members: r.Members, Quorum: r.Quorum}
+		if r.Quorum == 0 && a.syncMode() {
+			rep.Messages = append(rep.Messages, fmt.Sprintf("Synchronous replication suspended: the primary %s acknowledges writes alone (no healthy synchronous standby); no standby can be promoted without losing them.", r.Primary))
+		}
+	}
+	if st, ok := snap.Status[snap.Primary.Node]; ok {
+		for i := range rep.Nodes {
+			rep.Nodes[i].SyncState = st.SyncStates[rep.Nodes[i].Address]
+		}
+	}
 	if m := snap.Maintenance; m != nil {
 		rep.Maintenance = true
 		rep.Messages = append(rep.Messages, fmt.Sprintf("Cluster in maintenance mode since %s (turned on from %s): no automatic failover; end it with `pgfm maintenance %s off`.",

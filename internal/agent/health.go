@@ -49,5 +49,7 @@ func (a *Agent) health(now time.Time) httpapi.Health {
 	st, rec, live := a.status, a.primary, a.live
 	a.mu.Unlock()
 	valid := live != nil && live.Valid(now)
-	return healthOf(a.self, a.cfg.IsWitness, st, rec, valid)
+	h := healthOf(a.self, a.cfg.IsWitness, st, rec, valid)
+	h.Synchronous = !a.cfg.IsWitness && a.inSyncSet()
+	return h
 }

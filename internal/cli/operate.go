@@ -16,7 +16,7 @@ import (
 
 // efmLongFlags are the flags EFM spells with one dash (`-switchover`);
 // pgfm takes both spellings.
-var efmLongFlags = []string{"switchover", "sourcenode", "candidate", "quiet", "noscripts", "json", "slot", "waldir", "prompt"}
+var efmLongFlags = []string{"switchover", "sourcenode", "candidate", "quiet", "noscripts", "json", "slot", "waldir", "prompt", "force"}
 
 // doubleDash rewrites EFM's single-dash long flags to `--name`.
 func doubleDash(args []string) []string {
@@ -40,7 +40,7 @@ func promoteCmd(e *env) *cobra.Command {
 	var sourceNode string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "promote CLUSTER [-switchover [-sourcenode ADDR | -candidate ADDR]] [-quiet] [-noscripts] [-json]",
+		Use:   "promote CLUSTER [-switchover [-sourcenode ADDR | -candidate ADDR]] [-quiet] [-noscripts] [-force] [-json]",
 		Short: "Promote a standby: a manual failover, or with -switchover a planned role swap with no data loss",
 		Long: `Without -switchover: a manual failover. It ignores auto.failover and takes the
 same committed, fenced path as an automatic one: the primary is stopped (if it
@@ -58,6 +58,11 @@ qualifies or another operation is under way. A new primary that cannot replay
 the old primary's last record (its replay paused or its WAL receiver stopped)
 is never promoted with less: the switchover is aborted, the old primary is
 promoted back with every write, and the command exits 1.
+
+With synchronous.mode on or strict, only a standby of the recorded
+synchronous set that certainly holds every acknowledged write is promoted;
+-force promotes another one (or one when none qualifies), losing the
+acknowledged writes it lacks: use it only when the primary is gone for good.
 
 The command waits until the operation completed or failed and prints each
 step's time; -json prints the same as JSON. Exit status 0 when it completed.
@@ -99,6 +104,7 @@ notification of the request. EFM's single-dash spellings work too.`,
 	f.StringVar(&sourceNode, "sourcenode", "", "EFM's name for the standby to promote with -switchover")
 	f.BoolVar(&req.Quiet, "quiet", false, "send no notification of the request")
 	f.BoolVar(&req.NoScripts, "noscripts", false, "do not run script.fence and script.post.promotion")
+	f.BoolVar(&req.Force, "force", false, "synchronous mode: promote even a standby that may lack acknowledged writes")
 	f.BoolVar(&asJSON, "json", false, "print the outcome as JSON")
 	return cmd
 }

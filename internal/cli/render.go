@@ -29,6 +29,8 @@ type efmNode struct {
 	XLogReceive *string `json:"xlogReceive,omitempty"`
 	XLogInfo    *string `json:"xloginfo,omitempty"`
 	IdleReason  string  `json:"idleReason,omitempty"`
+	// pgfm's own: the standby's sync_state on the primary.
+	SyncState string `json:"syncState,omitempty"`
 }
 
 type efmStatus struct {
@@ -47,6 +49,10 @@ type efmStatus struct {
 	Maintenance bool `json:"maintenance"`
 	// Priorities set with set-priority, by address.
 	Priorities map[string]int `json:"priorities"`
+	// Synchronous replication (pgfm's own): the mode and the recorded set.
+	SynchronousMode     string   `json:"synchronousMode"`
+	SynchronousStandbys []string `json:"synchronousStandbys"`
+	SynchronousQuorum   int      `json:"synchronousQuorum"`
 }
 
 // lsns are the replayed (or current, on a primary) and received positions
@@ -84,8 +90,13 @@ func toEFM(rep cluster.Report) efmStatus {
 	if out.Priorities == nil {
 		out.Priorities = map[string]int{}
 	}
+	out.SynchronousMode, out.SynchronousStandbys = rep.SyncMode, []string{}
+	if rep.Sync != nil {
+		out.SynchronousStandbys, out.SynchronousQuorum = nonNil(rep.Sync.Members), rep.Sync.Quorum
+	}
 	for _, n := range rep.Nodes {
-		e := efmNode{Type: string(n.Type), Agent: string(n.Agent), DB: string(n.DB), VIP: n.VIP, VIPActive: n.VIPActive, IdleReason: n.IdleReason}
+		e := efmNode{Type: string(n.Type), Agent: string(n.Agent), DB: string(n.DB), VIP: n.VIP, VIPActive: n.VIPActive, IdleReason: n.IdleReason,
+			SyncState: n.SyncState}
 		if n.Type != cluster.Witness {
 			lsn, recv, info := lsns(n)
 			e.LSN, e.LSNReceive, e.LSNInfo = &lsn, &recv, &info
@@ -156,6 +167,21 @@ func renderText(w io.Writer, rep cluster.Report) {
 	}
 	if rep.Maintenance {
 		fmt.Fprint(w, "\nMaintenance mode: ON (no automatic failover)\n")
+	}
+	if rep.SyncMode != "" && rep.SyncMode != "off" {
+		set := "(none recorded yet)"
+		switch {
+		case rep.Sync != nil && rep.Sync.Quorum == 0:
+			set = "none: the primary acknowledges writes alone"
+		case rep.Sync != nil:
+			set = fmt.Sprintf("ANY %d (%s)", rep.Sync.Quorum, strings.Join(rep.Sync.Members, " "))
+		}
+		fmt.Fprintf(w, "\nSynchronous replication: %s; synchronous standbys: %s\n", rep.SyncMode, set)
+		for _, n := range rep.Nodes {
+			if n.SyncState != "" {
+				fmt.Fprintf(w, "\t%s: %s\n", n.Address, n.SyncState)
+			}
+		}
 	}
 
 	fmt.Fprint(w, "\nPromote Status:\n\n")

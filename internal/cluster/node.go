@@ -169,6 +169,19 @@ type Report struct {
 	Maintenance bool `json:"maintenance"`
 	// Priorities are the failover priorities set with set-priority.
 	Priorities map[string]int `json:"priorities,omitempty"`
+	// SyncMode is synchronous.mode as the reporting agent has it; Sync
+	// the synchronous set recorded in etcd (nil when none).
+	SyncMode string      `json:"synchronous_mode"`
+	Sync     *SyncReport `json:"synchronous_set,omitempty"`
+}
+
+// SyncReport is the recorded synchronous set: every write the primary
+// acknowledged is on Quorum of Members.
+type SyncReport struct {
+	Epoch   uint64   `json:"epoch"`
+	Primary string   `json:"primary"`
+	Members []string `json:"members"`
+	Quorum  int      `json:"quorum"`
 }
 
 // NodeReport is one node's line in a Report.
@@ -187,4 +200,7 @@ type NodeReport struct {
 	Probe DBObservation `json:"probe"`
 	// Published is what the node's agent last published; nil when down.
 	Published *MemberStatus `json:"published,omitempty"`
+	// SyncState is the standby's pg_stat_replication.sync_state on the
+	// primary (quorum, async, ...) as the primary last published it.
+	SyncState string `json:"sync_state,omitempty"`
 }

@@ -22,7 +22,9 @@ import (
 //	GET /health   200 when the local database is up (a witness: when the agent runs)
 //	GET /primary  200 on the writable primary that holds the current lease
 //	GET /standby  200 on a healthy streaming standby; ?max_lag=BYTES (or 16MB, ...)
-//	              also asks for its replay lag to be at most that
+//	              also asks for its replay lag to be at most that; ?sync
+//	              asks for a standby of the recorded synchronous set
+//	GET /sync     /standby?sync (Patroni's name; also /synchronous)
 //
 // Anything else is 503 (400 for a bad max_lag), with a small JSON body that
 // says why, and Cache-Control: no-store.
@@ -43,12 +45,14 @@ type HealthAnswer struct {
 	LagBytes *int64 `json:"lag_bytes,omitempty"`
 	// MaxLagBytes echoes a /standby?max_lag limit, in bytes.
 	MaxLagBytes *int64 `json:"max_lag_bytes,omitempty"`
+	// Synchronous: the node is in the recorded synchronous set.
+	Synchronous bool `json:"synchronous"`
 }
 
 func answerOf(h Health, ok bool, reason string) HealthAnswer {
 	a := HealthAnswer{
 		Status: "ok", Type: h.Type, DBUp: h.DBUp, InRecovery: h.InRecovery,
-		Primary: h.Primary, WalReceiver: h.WalReceiver,
+		Primary: h.Primary, WalReceiver: h.WalReceiver, Synchronous: h.Synchronous,
 	}
 	if !ok {
 		a.Status, a.Reason = "unavailable", reason
@@ -173,6 +177,14 @@ func (s *Server) primary(w http.ResponseWriter, r *http.Request) {
 	writeHealth(w, ok, http.StatusServiceUnavailable, answerOf(h, ok, why))
 }
 
+// syncStandby is GET /sync: /standby?sync.
+func (s *Server) syncStandby(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	q.Set("sync", "")
+	r.URL.RawQuery = q.Encode()
+	s.standby(w, r)
+}
+
 func (s *Server) standby(w http.ResponseWriter, r *http.Request) {
 	maxLag := int64(-1)
 	if q := r.URL.Query(); q.Has("max_lag") {
@@ -186,6 +198,9 @@ func (s *Server) standby(w http.ResponseWriter, r *http.Request) {
 	}
 	h := s.backend.Health()
 	ok, why := checkStandby(h, maxLag)
+	if ok && r.URL.Query().Has("sync") && !h.Synchronous {
+		ok, why = false, "the standby is not in the synchronous set recorded in etcd (asynchronous, or synchronous.mode=off)"
+	}
 	ans := answerOf(h, ok, why)
 	if maxLag >= 0 {
 		ans.MaxLagBytes = &maxLag

@@ -289,3 +289,36 @@ func TestHealthCheckServerAnyPath(t *testing.T) {
 		t.Fatal("Serve did not return after Close")
 	}
 }
+
+// TestSynchronousStandby checks /standby?sync and its Patroni names: a
+// healthy streaming standby of the recorded synchronous set only.
+func TestSynchronousStandby(t *testing.T) {
+	syncStandby := with(streaming, func(h *Health) { h.Synchronous = true })
+	f, ts := newTestServer(t)
+	for _, tc := range []struct {
+		name string
+		h    Health
+		path string
+		want int
+	}{
+		{"sync standby, /sync", syncStandby, "/sync", 200},
+		{"sync standby, /synchronous", syncStandby, "/synchronous", 200},
+		{"sync standby, /standby?sync", syncStandby, "/standby?sync", 200},
+		{"sync standby with max_lag", syncStandby, "/sync?max_lag=16MB", 200},
+		{"async standby, /sync", streaming, "/sync", 503},
+		{"async standby, /standby", streaming, "/standby", 200},
+		{"sync but not streaming", with(syncStandby, func(h *Health) { h.WalReceiver = "" }), "/sync", 503},
+		{"primary", writablePrimary, "/sync", 503},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f.set(func(f *fakeBackend) { f.health = tc.h })
+			code, _, body := getAnswer(t, ts.URL+tc.path)
+			if code != tc.want {
+				t.Fatalf("GET %s = %d, want %d (%v)", tc.path, code, tc.want, body)
+			}
+			if code == 503 && stringOr(body["reason"]) == "" {
+				t.Errorf("GET %s: 503 without a reason", tc.path)
+			}
+		})
+	}
+}

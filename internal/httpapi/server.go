@@ -36,6 +36,8 @@ func NewServer(b Backend, token string, log *slog.Logger) *Server {
 	mux.HandleFunc("GET /health", s.health)
 	mux.HandleFunc("GET /primary", s.primary)
 	mux.HandleFunc("GET /standby", s.standby)
+	mux.HandleFunc("GET /sync", s.syncStandby)
+	mux.HandleFunc("GET /synchronous", s.syncStandby)
 	mux.HandleFunc("GET /v1/cluster", s.report)
 	mux.HandleFunc("GET /v1/node", s.node)
 	mux.HandleFunc("GET /v1/replication", s.replication)

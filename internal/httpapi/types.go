@@ -123,6 +123,9 @@ type Health struct {
 	// only when LagKnown (a standby, and both positions known).
 	LagBytes int64 `json:"lag_bytes"`
 	LagKnown bool  `json:"lag_known"`
+	// Synchronous: this node is in the synchronous set recorded in etcd
+	// (synchronous.mode), as the agent last read it.
+	Synchronous bool `json:"synchronous"`
 	// ObservedAt is when the agent last observed its database.
 	ObservedAt time.Time `json:"observed_at,omitzero"`
 }
