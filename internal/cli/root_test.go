@@ -70,7 +70,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{"set-priority negative", []string{"--config-dir", empty, "set-priority", "main", "10.0.0.9", "--", "-1"}, []string{`priority "-1"`}},
 		{"maintenance neither on nor off", []string{"--config-dir", empty, "maintenance", "main", "maybe"}, []string{`maintenance "maybe"`, "give on or off"}},
 		{"promote with two targets", []string{"--config-dir", empty, "promote", "main", "-switchover", "-sourcenode", "10.0.0.2", "-candidate", "10.0.0.3"}, []string{"name different standbys"}},
-		{"promote with an unknown EFM flag", []string{"--config-dir", empty, "promote", "main", "-force"}, []string{"unknown shorthand flag"}},
+		{"promote with an unknown EFM flag", []string{"--config-dir", empty, "promote", "main", "-forcefully"}, []string{"unknown shorthand flag"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
