@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -188,24 +189,27 @@ func (a *Agent) notifySyncChange(ctx context.Context, from, to syncrep.Set, firs
 }
 
 // syncCandidates are the standbys that may be synchronous: they stream
-// from this primary (pg_stat_replication, by application_name, which is
-// what synchronous_standby_names matches), their agent publishes them as
-// a standby with the database up, and they may be promoted (promotable,
-// or set-priority above 0; never set-priority 0). It also returns each
-// standby's application_name and sync_state.
+// from this primary (pg_stat_replication, by the application_name their
+// WAL receiver gives, which is what synchronous_standby_names matches),
+// their agent publishes them as a standby with the database up, and they
+// may be promoted (promotable, or set-priority above 0; never
+// set-priority 0). A name two standbys share cannot tell them apart, so
+// neither is a candidate. It also returns each standby's
+// application_name and sync_state.
 func syncCandidates(snap dcs.Snapshot, senders []postgres.Sender, self string) (healthy []string, names, states map[string]string) {
 	names, states = map[string]string{}, map[string]string{}
+	count := map[string]int{}
 	for addr, st := range snap.Status {
 		if addr == self || st.Type == cluster.Witness {
 			continue
 		}
-		name := st.AppName
-		if name == "" {
-			name = addr
-		}
-		names[addr] = name
+		names[addr] = cmp.Or(st.DB.ReceiverAppName, st.AppName, addr)
+		count[names[addr]]++
+	}
+	for addr, name := range names {
+		st := snap.Status[addr]
 		i := slices.IndexFunc(senders, func(s postgres.Sender) bool { return s.ApplicationName == name })
-		if i < 0 {
+		if i < 0 || count[name] > 1 {
 			continue
 		}
 		states[addr] = senders[i].SyncState

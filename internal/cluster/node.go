@@ -64,8 +64,11 @@ type DBObservation struct {
 	// SenderHost the host it streams from; empty when there is none.
 	WalReceiver string `json:"wal_receiver,omitempty"`
 	SenderHost  string `json:"sender_host,omitempty"`
-	SystemID    string `json:"system_id,omitempty"`
-	Version     int    `json:"server_version,omitempty"`
+	// ReceiverAppName is the application_name the WAL receiver gives its
+	// primary (pg_stat_replication.application_name there); "" unknown.
+	ReceiverAppName string `json:"receiver_application_name,omitempty"`
+	SystemID        string `json:"system_id,omitempty"`
+	Version         int    `json:"server_version,omitempty"`
 }
 
 // LSN is the furthest WAL position the server has: written on a primary,

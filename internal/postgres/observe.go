@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -26,6 +27,7 @@ SELECT r.rec,
        pg_last_wal_replay_lsn()::text,
        w.status,
        w.sender_host,
+       w.conninfo,
        w.received_tli,
        (SELECT timeline_id FROM pg_control_checkpoint()),
        (SELECT system_identifier::text FROM pg_control_system()),
@@ -41,6 +43,7 @@ type probeRow struct {
 	currentLSN, walFile        *string
 	receiveLSN, replayLSN      *string
 	receiverStatus, senderHost *string
+	receiverConninfo           *string
 	receivedTLI, checkpointTLI *int32
 	systemID                   *string
 	version                    int32
@@ -86,7 +89,7 @@ func probe(ctx context.Context, connString string) (probeRow, error) {
 	}()
 	err = conn.QueryRow(ctx, probeQuery).Scan(
 		&r.inRecovery, &r.currentLSN, &r.walFile, &r.receiveLSN, &r.replayLSN,
-		&r.receiverStatus, &r.senderHost, &r.receivedTLI, &r.checkpointTLI,
+		&r.receiverStatus, &r.senderHost, &r.receiverConninfo, &r.receivedTLI, &r.checkpointTLI,
 		&r.systemID, &r.version)
 	return r, err
 }
@@ -100,6 +103,10 @@ func (r probeRow) observation() (cluster.DBObservation, error) {
 		SenderHost:  deref(r.senderHost),
 		SystemID:    deref(r.systemID),
 		Version:     int(r.version),
+	}
+	// conninfo is NULL without pg_read_all_stats: the name stays unknown.
+	if values, _, err := ParseConninfo(deref(r.receiverConninfo)); err == nil {
+		o.ReceiverAppName = cmp.Or(values["application_name"], values["fallback_application_name"])
 	}
 	var err error
 	if o.CurrentLSN, err = parseLSN(r.currentLSN); err != nil {

@@ -188,3 +188,10 @@ func LostWrites(pg *PGNode, acked []Write) ([]Write, error) {
 	}
 	return lost, nil
 }
+
+// Errors is how many writes failed or timed out so far.
+func (w *Writer) Errors() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.errors
+}

@@ -28,6 +28,7 @@ type efmStatus struct {
 		XLog        string `json:"xlog"`
 		XLogReceive string `json:"xlogReceive"`
 		XLogInfo    string `json:"xloginfo"`
+		SyncState   string `json:"syncState"`
 	} `json:"nodes"`
 	AllowedNodes          []string       `json:"allowednodes"`
 	MembershipCoordinator string         `json:"membershipcoordinator"`
@@ -40,6 +41,9 @@ type efmStatus struct {
 	PrimaryPhase          string         `json:"primaryPhase"`
 	Maintenance           bool           `json:"maintenance"`
 	Priorities            map[string]int `json:"priorities"`
+	SynchronousMode       string         `json:"synchronousMode"`
+	SynchronousStandbys   []string       `json:"synchronousStandbys"`
+	SynchronousQuorum     int            `json:"synchronousQuorum"`
 }
 
 // status runs cluster-status-json on n; an answer that is not JSON (the

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,6 +39,13 @@ func newFailoverCluster(t *testing.T, props map[string]string) *failoverCluster 
 // to every server's postgresql.conf.
 func newFailoverClusterConf(t *testing.T, props map[string]string, pgConf []string) *failoverCluster {
 	t.Helper()
+	return newFailoverClusterWith(t, props, pgConf, nil)
+}
+
+// newFailoverClusterWith is newFailoverClusterConf with nodeProps: extra
+// properties for single nodes, by index (0 the primary).
+func newFailoverClusterWith(t *testing.T, props map[string]string, pgConf []string, nodeProps map[int]map[string]string) *failoverCluster {
+	t.Helper()
 	dir := testenv.TempDir(t)
 	fc := &failoverCluster{fenceLog: filepath.Join(dir, "fence.log"), postLog: filepath.Join(dir, "post.log"),
 		noteLog: filepath.Join(dir, "notes.log"), dbFailLog: filepath.Join(dir, "dbfail.log")}
@@ -55,6 +63,11 @@ func newFailoverClusterConf(t *testing.T, props map[string]string, pgConf []stri
 		all[k] = v
 	}
 	fc.AgentCluster = testenv.NewAgentCluster(t, testenv.AgentOptions{Standbys: 2, Witnesses: 1, Props: all, PGConf: pgConf})
+	for i, extra := range nodeProps {
+		mine := maps.Clone(all)
+		maps.Copy(mine, extra)
+		fc.Nodes[i].WriteProperties(t, mine)
+	}
 	fc.StartAll(t)
 	var hosts []string
 	for _, n := range fc.PG.Nodes {
