@@ -429,6 +429,9 @@ type Status struct {
 	Epoch        uint64   `json:"epoch"`
 	Primary      string   `json:"primary"`
 	PrimaryPhase string   `json:"primaryPhase"`
+	// Synchronous replication: the recorded set.
+	SynchronousStandbys []string `json:"synchronousStandbys"`
+	SynchronousQuorum   int      `json:"synchronousQuorum"`
 }
 
 // Status runs cluster-status-json on the node (inside its namespace).
@@ -498,6 +501,13 @@ func (c *NetCluster) StartVIPWriter(t testing.TB) *Writer {
 	go w.run(ctx, cfg, "current_setting('cluster_name')")
 	t.Cleanup(w.Stop)
 	return w
+}
+
+// WriteIDs is every id in pgfm_writes on the node's database.
+func (n *NetNode) WriteIDs() ([]int32, error) {
+	var ids []int32
+	err := n.TryQueryRow("SELECT coalesce(array_agg(id), '{}') FROM pgfm_writes", &ids)
+	return ids, err
 }
 
 // DBRunning reports whether pg_ctl status sees the node's server running
