@@ -18,6 +18,9 @@ type Write struct {
 	ID     int
 	Server string // inet_server_addr() of the server that committed it
 	At     time.Time
+	// Latency is from sending the insert to its acknowledgement (the
+	// commit latency the client sees).
+	Latency time.Duration
 }
 
 // Writer is a client that inserts a row every Interval through a
@@ -86,6 +89,7 @@ func (w *Writer) run(ctx context.Context, cfg *pgx.ConnConfig, server string) {
 		}
 		qctx, cancel := context.WithTimeout(ctx, time.Second)
 		var srv string
+		sent := time.Now()
 		err := conn.QueryRow(qctx, insert, id).Scan(&srv)
 		cancel()
 		if err != nil {
@@ -95,7 +99,8 @@ func (w *Writer) run(ctx context.Context, cfg *pgx.ConnConfig, server string) {
 			continue
 		}
 		w.mu.Lock()
-		w.acked = append(w.acked, Write{ID: id, Server: srv, At: time.Now()})
+		now := time.Now()
+		w.acked = append(w.acked, Write{ID: id, Server: srv, At: now, Latency: now.Sub(sent)})
 		w.mu.Unlock()
 	}
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,7 +26,9 @@ type profile struct {
 	props       map[string]string
 }
 
-var profiles = []profile{
+// profiles are the timing profiles, each run with asynchronous
+// replication and again with synchronous.mode=on (name-sync).
+var profiles = withSync([]profile{
 	{name: "default", nodeTimeout: 5 * time.Second, props: map[string]string{
 		"local.period": "1", "local.timeout": "2", "local.timeout.final": "2",
 		"remote.timeout": "2", "node.timeout": "5",
@@ -35,7 +38,21 @@ var profiles = []profile{
 		"local.period": "0.5", "local.timeout": "1", "local.timeout.final": "1",
 		"remote.timeout": "1", "node.timeout": "1", "dcs.election.timeout": "0.5",
 	}},
+})
+
+// withSync lists each profile, then the same with synchronous.mode=on.
+func withSync(ps []profile) []profile {
+	var out []profile
+	for _, p := range ps {
+		q := p
+		q.name, q.props = p.name+"-sync", maps.Clone(p.props)
+		q.props["synchronous.mode"] = "on"
+		out = append(out, p, q)
+	}
+	return out
 }
+
+func (p profile) syncMode() bool { return p.props["synchronous.mode"] == "on" }
 
 // scenario is a fault injected on the primary.
 type scenario struct {
@@ -60,6 +77,11 @@ var scenarios = []scenario{
 	// postmaster-kill with auto.rewind: the time until the old primary
 	// streams again as a standby is the rebuild time.
 	{"postmaster-kill-rewind", true, map[string]string{"auto.rewind": "true", "auto.basebackup": "true"}},
+	// The primary's host cut off from every other node while the client,
+	// writing through the virtual IP, still reaches it (network
+	// namespaces; skipped without them). Asynchronous replication loses
+	// what the old primary acknowledged until it fenced itself.
+	{"primary-partition", true, nil},
 }
 
 const (
@@ -87,6 +109,9 @@ type result struct {
 	noPrimary bool // at the end, the primary the cluster names is not writable
 	rssMiB    float64
 	cpuPct    float64
+	// commitP50 and commitP99 are the client's commit latency before the
+	// fault: the price of synchronous replication.
+	commitP50, commitP99 time.Duration
 	notes     []string // failures of the system under test
 	harness   string   // failures of the harness (the run is incomplete)
 	skip      string
@@ -180,6 +205,10 @@ func measure(t *runT, p profile, s scenario, res *result) {
 	for k, v := range s.props {
 		props[k] = v
 	}
+	if s.name == "primary-partition" {
+		measurePartition(t, p, props, res)
+		return
+	}
 	if s.name == "node-crash-hanging-notify" {
 		props["script.notification"], props["script.timeout"] = hangingScript(t), "90"
 	}
@@ -187,6 +216,9 @@ func measure(t *runT, p profile, s scenario, res *result) {
 	c.StartAll(t)
 	old, witness := c.Primary(), c.Nodes[3]
 	waitHealthy(t, witness, old)
+	if p.syncMode() {
+		waitSynchronous(t, func() (clusterStatus, error) { return status(t, witness) })
+	}
 
 	var hosts []string
 	for _, n := range c.PG.Nodes {
@@ -221,6 +253,7 @@ func measure(t *runT, p profile, s scenario, res *result) {
 	}
 	t.Cleanup(thaw) // a run that ends early leaves nothing stopped
 	fault := time.Now()
+	res.commitP50, res.commitP99 = commitLatency(w.Acked(), fault)
 	switch s.name {
 	case "postmaster-kill", "postmaster-kill-restart", "postmaster-kill-rewind":
 		old.PG.Kill(t)
@@ -404,6 +437,40 @@ type clusterStatus struct {
 	Epoch        uint64   `json:"epoch"`
 	Primary      string   `json:"primary"`
 	PrimaryPhase string   `json:"primaryPhase"`
+	// Synchronous replication: the recorded set.
+	SynchronousStandbys []string `json:"synchronousStandbys"`
+	SynchronousQuorum   int      `json:"synchronousQuorum"`
+}
+
+// waitSynchronous waits until both standbys are synchronous (ANY 1 of
+// them), so that a synchronous run starts from the steady state.
+func waitSynchronous(t *runT, status func() (clusterStatus, error)) {
+	testenv.WaitFor(t, 60*time.Second, "both standbys synchronous", func() (bool, error) {
+		st, err := status()
+		if err != nil {
+			return false, err
+		}
+		if st.SynchronousQuorum != 1 || len(st.SynchronousStandbys) != 2 {
+			return false, fmt.Errorf("synchronous set ANY %d %v", st.SynchronousQuorum, st.SynchronousStandbys)
+		}
+		return true, nil
+	})
+}
+
+// commitLatency is the median and 99th percentile of the commit latency
+// of the writes acknowledged before the fault.
+func commitLatency(acked []testenv.Write, fault time.Time) (p50, p99 time.Duration) {
+	var ls []time.Duration
+	for _, a := range acked {
+		if a.At.Before(fault) {
+			ls = append(ls, a.Latency)
+		}
+	}
+	if len(ls) == 0 {
+		return 0, 0
+	}
+	slices.Sort(ls)
+	return ls[len(ls)/2], ls[min(len(ls)-1, len(ls)*99/100)]
 }
 
 func status(t *runT, n *testenv.Node) (clusterStatus, error) {
@@ -565,7 +632,8 @@ func describe(p profile, s scenario, r result) string {
 	if r.rejoin > 0 {
 		fmt.Fprintf(&b, ", old primary streaming %.2fs after the fault", r.rejoin.Seconds())
 	}
-	fmt.Fprintf(&b, ", lost %s, split-brain %d, agent RSS %.1f MiB, CPU %.1f%%\n", lost, r.split, r.rssMiB, r.cpuPct)
+	fmt.Fprintf(&b, ", lost %s, split-brain %d, commit p50 %.1f ms p99 %.1f ms, agent RSS %.1f MiB, CPU %.1f%%\n", lost, r.split,
+		ms(r.commitP50), ms(r.commitP99), r.rssMiB, r.cpuPct)
 	for _, n := range r.notes {
 		fmt.Fprintf(&b, "    NOTE: %s\n", n)
 	}
@@ -604,11 +672,29 @@ type row struct {
 	rssMiB, cpuPct   float64
 	expectFailover   bool
 	rejoin           time.Duration // median fault → old primary streaming; 0: none
+	// commitP50 and commitP99 are the medians over the runs of each run's
+	// commit latency percentiles.
+	commitP50, commitP99 time.Duration
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	m := len(ds) / 2
+	if len(ds)%2 == 0 {
+		return (ds[m-1] + ds[m]) / 2
+	}
+	return ds[m]
 }
 
 func summarize(s scenario, res []result) row {
 	rw := row{scenario: s.name, expectFailover: s.failover}
-	var gaps, rejoins []time.Duration
+	var gaps, rejoins, p50s, p99s []time.Duration
 	var cpu float64
 	for _, r := range res {
 		if r.harness != "" {
@@ -632,7 +718,11 @@ func summarize(s scenario, res []result) row {
 		if r.rejoin > 0 {
 			rejoins = append(rejoins, r.rejoin)
 		}
+		if r.commitP50 > 0 {
+			p50s, p99s = append(p50s, r.commitP50), append(p99s, r.commitP99)
+		}
 	}
+	rw.commitP50, rw.commitP99 = median(p50s), median(p99s)
 	if len(rejoins) > 0 {
 		slices.Sort(rejoins)
 		rw.rejoin = rejoins[len(rejoins)/2]
@@ -662,7 +752,7 @@ func table(p profile, n int, rows []row) string {
 	}
 	fmt.Fprintf(&b, "), %d run(s) per scenario\n", n)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\truns\tfailovers\tunavail median s\tmin s\tmax s\tlost writes\tsplit-brain writes\tagent RSS max MiB\tagent CPU %\tno primary at end\told primary streaming s")
+	fmt.Fprintln(tw, "scenario\truns\tfailovers\tunavail median s\tmin s\tmax s\tlost writes\tsplit-brain writes\tcommit p50 ms\tcommit p99 ms\tagent RSS max MiB\tagent CPU %\tno primary at end\told primary streaming s")
 	for _, r := range rows {
 		fo := fmt.Sprintf("%d", r.failovers)
 		if !r.expectFailover {
@@ -673,15 +763,16 @@ func table(p profile, n int, rows []row) string {
 			lost += fmt.Sprintf(" (%d unknown)", r.lostUnknown)
 		}
 		if r.gaps == 0 {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t-\t-\t-\t%s\t%d\t-\t-\t%d\t-\n", r.scenario, r.runs, fo, lost, r.split, r.noPrimary)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t-\t-\t-\t%s\t%d\t-\t-\t-\t-\t%d\t-\n", r.scenario, r.runs, fo, lost, r.split, r.noPrimary)
 			continue
 		}
 		rejoin := "-"
 		if r.rejoin > 0 {
 			rejoin = fmt.Sprintf("%.2f", r.rejoin.Seconds())
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%.2f\t%.2f\t%.2f\t%s\t%d\t%.1f\t%.1f\t%d\t%s\n", r.scenario, r.runs, fo,
-			r.median.Seconds(), r.min.Seconds(), r.max.Seconds(), lost, r.split, r.rssMiB, r.cpuPct, r.noPrimary, rejoin)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%.2f\t%.2f\t%.2f\t%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%s\n", r.scenario, r.runs, fo,
+			r.median.Seconds(), r.min.Seconds(), r.max.Seconds(), lost, r.split, ms(r.commitP50), ms(r.commitP99),
+			r.rssMiB, r.cpuPct, r.noPrimary, rejoin)
 	}
 	tw.Flush()
 	return b.String()
