@@ -57,8 +57,11 @@ type Agent struct {
 	// senders reads a primary's WAL senders (postgres.Replication; a fake
 	// in flow tests).
 	senders func(ctx context.Context, connString string) (postgres.Senders, error)
-	runner       *hook.Runner
-	notes        *hook.Queue // notifications, delivered off the caller's path
+	// syncNames reads synchronous_standby_names (postgres.SyncStandbyNames;
+	// a fake in flow tests).
+	syncNames func(ctx context.Context, connString string) (string, error)
+	runner    *hook.Runner
+	notes     *hook.Queue // notifications, delivered off the caller's path
 
 	member  *etcdmember.Member // nil with an external etcd
 	store   store
@@ -140,6 +143,7 @@ func New(cfg config.Config, log *slog.Logger) *Agent {
 		syncKick:     make(chan struct{}, 1),
 		probe:        postgres.Observe,
 		senders:      postgres.Replication,
+		syncNames:    postgres.SyncStandbyNames,
 		waitReplayed: postgres.WaitReplayed,
 	}
 }

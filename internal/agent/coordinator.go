@@ -198,7 +198,9 @@ func (a *Agent) runScript(ctx context.Context, name, cmdline string, vars hook.P
 	return res
 }
 
-func (a *Agent) syncMode() bool { return a.cfg.SyncMode == syncrep.On || a.cfg.SyncMode == syncrep.Strict }
+func (a *Agent) syncMode() bool {
+	return a.cfg.SyncMode == syncrep.On || a.cfg.SyncMode == syncrep.Strict
+}
 
 func hasFailover(p decide.Plan) bool {
 	for _, act := range p.Actions {

@@ -413,6 +413,12 @@ func (cl *flowCluster) start(addr string, change ...func(*config.Config)) *flowA
 	a := New(cfg, log)
 	a.probe = cl.probe(addr)
 	a.senders = cl.senders(addr)
+	a.syncNames = func(context.Context, string) (string, error) {
+		db := cl.dbs[addr]
+		db.mu.Lock()
+		defer db.mu.Unlock()
+		return db.syncNames, nil
+	}
 	a.waitReplayed = func(ctx context.Context, _ string, lsn cluster.LSN, poll time.Duration) (cluster.LSN, error) {
 		for {
 			o := cl.dbs[addr].observation()

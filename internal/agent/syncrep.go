@@ -27,6 +27,10 @@ type syncMemory struct {
 	// states is each standby's sync_state on this primary
 	// (pg_stat_replication), by node address.
 	states map[string]string
+	// lastNumSyncCheck paces check.num.sync.period; short remembers that
+	// "Not enough synchronous standbys" was sent, so it is sent once.
+	lastNumSyncCheck time.Time
+	short            bool
 }
 
 // syncLoop keeps the synchronous set. On the primary it makes
@@ -76,6 +80,7 @@ func (a *Agent) manageSync(ctx context.Context) {
 	}
 	if a.cfg.SyncMode == syncrep.Off || a.cfg.SyncMode == "" {
 		a.syncOff(ctx, snap)
+		a.checkNumSync(ctx)
 		return
 	}
 	current := syncrep.Set{}
@@ -274,4 +279,71 @@ func (a *Agent) inSyncSet() bool {
 	defer a.mu.Unlock()
 	r := a.sync.record
 	return r != nil && r.Quorum > 0 && slices.Contains(r.Members, a.self)
+}
+
+// checkNumSync is EFM's check of a synchronous_standby_names the user
+// manages (synchronous.mode=off), every check.num.sync.period: it counts
+// the listed standbys that stream and, as reconfigure.num.sync,
+// reconfigure.num.sync.max and reconfigure.sync.primary say, lowers or
+// raises the number to wait for or leaves synchronous mode; with too few
+// standbys it notifies, once.
+func (a *Agent) checkNumSync(ctx context.Context) {
+	a.mu.Lock()
+	due := time.Since(a.sync.lastNumSyncCheck) >= a.cfg.CheckNumSyncPeriod
+	if due {
+		a.sync.lastNumSyncCheck = time.Now()
+	}
+	a.mu.Unlock()
+	if !due {
+		return
+	}
+	value, err := a.syncNames(ctx, a.localConnString())
+	if err != nil {
+		a.log.Warn("check.num.sync.period: cannot read synchronous_standby_names", "err", err)
+		return
+	}
+	names, err := syncrep.ParseNames(value)
+	if err != nil || names.Num == 0 {
+		a.setShort(false)
+		return
+	}
+	senders, err := a.senders(ctx, a.localConnString())
+	if err != nil {
+		a.log.Warn("check.num.sync.period: cannot read the WAL senders", "err", err)
+		return
+	}
+	available := 0
+	for _, s := range senders.Senders {
+		if s.State == "streaming" && names.Matches(s.ApplicationName) {
+			available++
+		}
+	}
+	next, changed, short := syncrep.Adjust(names, available, a.cfg.ReconfigureNumSync, a.cfg.ReconfigureNumSyncMax, a.cfg.ReconfigureSyncPrimary)
+	if changed {
+		if err := a.exec.setSyncStandbyNames(ctx, a.localConnString(), next.String()); err != nil {
+			a.notify(ctx, hook.Severe, "Could not reload database configuration", fmt.Sprintf("Setting synchronous_standby_names to %q on %s: %v", next.String(), a.self, err))
+			return
+		}
+		subject, what := "Synchronous replication reconfigured", fmt.Sprintf("now %q", next.String())
+		if next.Num == 0 {
+			subject, what = "Synchronous replication disabled", "cleared (reconfigure.sync.primary): the primary no longer waits for any standby"
+		}
+		a.notify(ctx, hook.Warning, subject, fmt.Sprintf("%d of the standbys listed in synchronous_standby_names %q stream from %s; it is %s.", available, value, a.self, what))
+	}
+	if short && a.setShort(true) {
+		a.notify(ctx, hook.Severe, "Not enough synchronous standbys available",
+			fmt.Sprintf("%d of the standbys listed in synchronous_standby_names %q stream from %s, %d are needed: commits wait. Set reconfigure.num.sync or reconfigure.sync.primary to let pgfm lower the number or leave synchronous mode.", available, next.String(), a.self, next.Num))
+	} else if !short {
+		a.setShort(false)
+	}
+}
+
+// setShort records whether too few synchronous standbys stream, and
+// reports whether that is news.
+func (a *Agent) setShort(short bool) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	news := short && !a.sync.short
+	a.sync.short = short
+	return news
 }

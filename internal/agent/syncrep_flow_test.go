@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgfm/pgfm/internal/cluster"
 	"github.com/pgfm/pgfm/internal/config"
@@ -121,5 +122,51 @@ func TestFlowSynchronousModeAloneFailsOverToNobody(t *testing.T) {
 	f, err := c.commitManual(cl.ctx, httpapi.PromoteRequest{Force: true}, flowS3)
 	if err != nil || f.To != flowS3 || !strings.Contains(f.Reason, "acknowledged writes may be lost") {
 		t.Fatalf("promote -force: %+v, %v", f, err)
+	}
+}
+
+// EFM's model: synchronous.mode=off and a synchronous_standby_names the
+// user wrote. With reconfigure.num.sync the primary's agent lowers the
+// number when a listed standby stops streaming and, with
+// reconfigure.num.sync.max, raises it back when it returns; with none left
+// and reconfigure.sync.primary, it clears the setting.
+func TestFlowEFMReconfigureNumSync(t *testing.T) {
+	cl := newCluster(t, flowP1, []string{flowS2, flowS3}, []cluster.LSN{0x5000000, 0x5000000})
+	efm := func(c *config.Config) {
+		c.ReconfigureNumSync, c.ReconfigureNumSyncMax, c.ReconfigureSyncPrimary = true, 2, true
+	}
+	p, a2, a3 := cl.start(flowP1, efm), cl.start(flowS2, efm), cl.start(flowS3, efm)
+	cl.coordinator(flowP1)
+	cl.publishAll(p, a2, a3)
+	p.reconcile(cl.ctx)
+	p.pg.mu.Lock()
+	p.pg.syncNames = `ANY 2 ("10.0.0.2", "10.0.0.3")` // set by the user
+	p.pg.mu.Unlock()
+	check := func(want string) {
+		t.Helper()
+		p.mu.Lock()
+		p.sync.lastNumSyncCheck = time.Time{} // the period has passed
+		p.mu.Unlock()
+		p.manageSync(cl.ctx)
+		p.pg.mu.Lock()
+		got := p.pg.syncNames
+		p.pg.mu.Unlock()
+		if got != want {
+			t.Fatalf("synchronous_standby_names %q, want %q", got, want)
+		}
+	}
+	check(`ANY 2 ("10.0.0.2", "10.0.0.3")`) // both stream: nothing to do
+	a3.pg.set(func(o *cluster.DBObservation) { o.WalReceiver, o.SenderHost = "", "" })
+	check(`ANY 1 ("10.0.0.2", "10.0.0.3")`)
+	cl.wantNotified(flowP1 + ": Synchronous replication reconfigured")
+	a3.pg.set(func(o *cluster.DBObservation) { o.WalReceiver, o.SenderHost = "streaming", flowP1 })
+	check(`ANY 2 ("10.0.0.2", "10.0.0.3")`)
+	for _, a := range []*flowAgent{a2, a3} {
+		a.pg.set(func(o *cluster.DBObservation) { o.WalReceiver, o.SenderHost = "", "" })
+	}
+	check("")
+	cl.wantNotified(flowP1 + ": Synchronous replication disabled")
+	if r, _, _ := cl.store.Sync(cl.ctx); r != nil {
+		t.Errorf("EFM's model records no synchronous set, got %+v", r)
 	}
 }

@@ -81,6 +81,15 @@ type Config struct {
 	// of ANY k (...)). See package syncrep.
 	SyncMode      string
 	SyncNodeCount int
+	// EFM's synchronous replication, for a synchronous_standby_names the
+	// user manages (synchronous.mode=off): every CheckNumSyncPeriod the
+	// primary's agent compares it with the standbys that stream, and
+	// lowers or raises its number (reconfigure.num.sync,
+	// reconfigure.num.sync.max) or clears it (reconfigure.sync.primary).
+	ReconfigureNumSync     bool
+	ReconfigureNumSyncMax  int
+	ReconfigureSyncPrimary bool
+	CheckNumSyncPeriod     time.Duration
 
 	// Scripts: command lines as written (hook.Split syntax, absolute program
 	// path, EFM placeholders left for hook.Runner to expand); "" = none.

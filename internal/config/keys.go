@@ -160,6 +160,10 @@ func keyTable() []keySpec {
 		sup("auto.basebackup", kindBool, "false", optional, "false", func(c *Config) any { return &c.AutoBasebackup }),
 		sup("synchronous.mode", kindSyncMode, "off", optional, "on", func(c *Config) any { return &c.SyncMode }),
 		sup("synchronous.node.count", kindPositive, "1", optional, "1", func(c *Config) any { return &c.SyncNodeCount }),
+		sup("reconfigure.num.sync", kindBool, "false", optional, "false", func(c *Config) any { return &c.ReconfigureNumSync }),
+		sup("reconfigure.num.sync.max", kindCount, "", optional, "2", func(c *Config) any { return &c.ReconfigureNumSyncMax }),
+		sup("reconfigure.sync.primary", kindBool, "false", optional, "false", func(c *Config) any { return &c.ReconfigureSyncPrimary }),
+		sup("check.num.sync.period", kindSeconds, "30", optional, "30", func(c *Config) any { return &c.CheckNumSyncPeriod }),
 
 		// Scripts.
 		sup("script.fence", kindCommand, "", optional, "/usr/local/bin/fence.sh %p %f", func(c *Config) any { return &c.ScriptFence }),
@@ -192,10 +196,6 @@ func keyTable() []keySpec {
 		todoOff("standby.restart.delay", "0"),
 		todoOff("update.physical.slots.period", "0"),
 		todo("restore.command"),
-		todoOff("reconfigure.num.sync", "false"),
-		todo("reconfigure.num.sync.max"),
-		todoOff("reconfigure.sync.primary", "false"),
-		todoOff("check.num.sync.period", "30"),
 		todoOff("backup.wal", "false"),
 		todo("release.vip.background"),
 		todoOff("release.vip.pre.wait", "0"),

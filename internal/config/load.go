@@ -288,6 +288,14 @@ func (l *loader) checkTogether(c Config, lines map[string]int) {
 	if c.PrimaryHealthCheckPort > 65535 {
 		l.fail(lines["primary.health.check.port"], "primary.health.check.port", "%d is not a port; use 1 to 65535, or leave it empty to turn the listener off", c.PrimaryHealthCheckPort)
 	}
+	if c.SyncMode != "" && c.SyncMode != "off" {
+		for _, k := range []string{"reconfigure.num.sync", "reconfigure.num.sync.max", "reconfigure.sync.primary"} {
+			if line, ok := lines[k]; ok {
+				l.warn(line, k, "synchronous.mode=%s manages synchronous_standby_names itself, so %s is ignored; "+
+					"remove it, or set synchronous.mode=off to manage synchronous_standby_names yourself (EFM's way)", c.SyncMode, k)
+			}
+		}
+	}
 	if c.ElectionTimeout > 0 && (c.ElectionTimeout < 100*time.Millisecond || c.ElectionTimeout > 50*time.Second) {
 		l.fail(lines["dcs.election.timeout"], "dcs.election.timeout", "%s seconds is out of range; use 0.1 to 50 (default 1)", formatSeconds(c.ElectionTimeout))
 	}

@@ -107,6 +107,7 @@ func TestLoadDefaults(t *testing.T) {
 		RecoveryCheckPeriod: 200 * time.Millisecond,
 		SyncMode:            "off",
 		SyncNodeCount:       1,
+		CheckNumSyncPeriod:  30 * time.Second,
 		ScriptTimeout:       30 * time.Second,
 		FromEmail:           "pgfm@%h",
 		NotificationLevel:   "INFO",
@@ -312,11 +313,19 @@ var loadCases = []struct {
 				t.Errorf("got %q", c.DB.DataDir)
 			}
 		}},
-	{name: "alias of not implemented key", props: conf("pingServerIp=192.0.2.100", "reconfigure.sync.master=true"), warns: []string{
+	{name: "alias of not implemented key", props: conf("pingServerIp=192.0.2.100"), warns: []string{
 		"c.properties:6: pingServerIp: pingServerIp is EFM's older name for ping.server.ip; rename it",
-		"c.properties:6: pingServerIp: ping.server.ip is not implemented yet in pgfm",
-		"c.properties:7: reconfigure.sync.master: reconfigure.sync.master is EFM's older name for reconfigure.sync.primary; rename it",
-		"c.properties:7: reconfigure.sync.master: reconfigure.sync.primary is not implemented yet"}},
+		"c.properties:6: pingServerIp: ping.server.ip is not implemented yet in pgfm"}},
+	{name: "EFM 4's reconfigure.sync.master", props: conf("reconfigure.sync.master=true", "reconfigure.num.sync=true",
+		"reconfigure.num.sync.max=3", "check.num.sync.period=5"), warns: []string{
+		"c.properties:6: reconfigure.sync.master: reconfigure.sync.master is EFM's older name for reconfigure.sync.primary; rename it"},
+		check: func(t *testing.T, c Config) {
+			if !c.ReconfigureSyncPrimary || !c.ReconfigureNumSync || c.ReconfigureNumSyncMax != 3 || c.CheckNumSyncPeriod != 5*time.Second {
+				t.Errorf("%+v", c)
+			}
+		}},
+	{name: "EFM's synchronous properties with synchronous.mode on", props: conf("synchronous.mode=on", "reconfigure.num.sync=true"), warns: []string{
+		"c.properties:7: reconfigure.num.sync: synchronous.mode=on manages synchronous_standby_names itself, so reconfigure.num.sync is ignored"}},
 	{name: "not implemented keys at their off values warn nothing", props: conf("auto.rewind=false", "auto.basebackup=FALSE",
 		"encrypt.agent.messages=false", "backup.wal=false", "update.physical.slots.period=0", "db.reuse.connection.count=0",
 		"use.replay.tiebreaker=false", "pgpool.enable=false", "release.vip.pre.wait=0", "script.db.password.retry=10"), warns: []string{}},
@@ -617,7 +626,7 @@ func TestEffective(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
 	}
-	if order[0] != "db.user" || len(eff) != 64 { // every supported key but dcs.password
+	if order[0] != "db.user" || len(eff) != 68 { // every supported key but dcs.password
 		t.Errorf("order %v", order)
 	}
 	for _, kv := range eff {
