@@ -620,10 +620,11 @@ func (f *fakePG) SetSyncStandbyNames(_ context.Context, _, value string) error {
 func (cl *flowCluster) senders(host string) func(context.Context, string) (postgres.Senders, error) {
 	return func(context.Context, string) (postgres.Senders, error) {
 		var out postgres.Senders
+		out.CurrentLSN = cl.dbs[host].observation().CurrentLSN
 		for addr, db := range cl.dbs {
 			o := db.observation()
 			if addr != host && o.Up && o.InRecovery && o.SenderHost == host && o.WalReceiver == "streaming" {
-				out.Senders = append(out.Senders, postgres.Sender{ApplicationName: addr, State: "streaming", SyncState: "quorum"})
+				out.Senders = append(out.Senders, postgres.Sender{ApplicationName: addr, State: "streaming", SyncState: "quorum", FlushLSN: o.ReceiveLSN})
 			}
 		}
 		return out, nil

@@ -21,9 +21,12 @@ type syncMemory struct {
 	// record is the set recorded in etcd as last read; nil when none.
 	record *dcs.Sync
 	// applied is the synchronous_standby_names this agent last set, for
-	// the epoch appliedEpoch (a promotion or a restart forgets it).
+	// the set appliedSet in the epoch appliedEpoch (a restart forgets it);
+	// switchLSN is the primary's position just after it was set.
 	applied      string
+	appliedSet   syncrep.Set
 	appliedEpoch uint64
+	switchLSN    cluster.LSN
 	// states is each standby's sync_state on this primary
 	// (pg_stat_replication), by node address.
 	states map[string]string
@@ -83,9 +86,9 @@ func (a *Agent) manageSync(ctx context.Context) {
 		a.checkNumSync(ctx)
 		return
 	}
-	current := syncrep.Set{}
+	recorded := syncrep.Set{} // another epoch's record covers none of this primary's writes
 	if r := snap.Sync; r != nil && r.Epoch == rec.Epoch && r.Primary == a.self {
-		current = syncrep.Set{Members: r.Members, Quorum: r.Quorum}
+		recorded = syncrep.Set{Members: r.Members, Quorum: r.Quorum}
 	}
 	senders, err := a.senders(ctx, a.localConnString())
 	if err != nil {
@@ -94,42 +97,87 @@ func (a *Agent) manageSync(ctx context.Context) {
 	}
 	healthy, names, states := syncCandidates(snap, senders.Senders, a.self)
 	a.setSyncRecord(snap.Sync, states)
-	want := syncrep.Want(a.cfg.SyncMode, a.cfg.SyncNodeCount, healthy, current)
-	value := syncrep.StandbyNames(want, names)
 	a.mu.Lock()
-	applied := a.sync.appliedEpoch == rec.Epoch && a.sync.applied == value
+	mem := a.sync
 	a.mu.Unlock()
-	rev, recorded := snap.SyncRev, recordIs(snap.Sync, rec.Epoch, a.self, want)
-	if applied && recorded {
+	applied := recorded // after a restart: the best guess of the setting
+	if mem.appliedEpoch == rec.Epoch {
+		applied = mem.appliedSet
+	}
+	want := syncrep.Want(a.cfg.SyncMode, a.cfg.SyncNodeCount, healthy, applied, otherDatabases(snap, a.self))
+	value := syncrep.StandbyNames(want, names)
+	isApplied := mem.appliedEpoch == rec.Epoch && mem.applied == value
+	if isApplied && recordIs(snap.Sync, rec.Epoch, a.self, want) {
 		return
 	}
-	// Record a set that covers both the old and the new setting first, so
-	// that every acknowledged write stays on Quorum members of the record
-	// while the setting changes; then the new set alone.
-	if via := syncrep.Via(current, want); !recorded && !recordIs(snap.Sync, rec.Epoch, a.self, via) {
+	// First a record that covers every write acknowledged so far and every
+	// write the new setting will acknowledge; then the setting; then, once
+	// the new set's standbys hold every write acknowledged before the
+	// change, the new set alone (package syncrep).
+	rev, via := snap.SyncRev, syncrep.Via(recorded, want)
+	if !recordIs(snap.Sync, rec.Epoch, a.self, via) && !recordIs(snap.Sync, rec.Epoch, a.self, want) {
 		if rev, err = a.recordSync(ctx, rev, rec.Epoch, via); err != nil {
 			a.log.Warn("synchronous mode: cannot record the synchronous set; the setting stays as it is", "set", via.String(), "err", err)
 			return
 		}
-		recorded = via.Equal(want)
+		recorded = via
 	}
-	if err := a.exec.setSyncStandbyNames(ctx, a.localConnString(), value); err != nil {
-		a.log.Warn("synchronous mode: cannot set synchronous_standby_names", "value", value, "err", err)
-		return
+	if !isApplied {
+		if err := a.exec.setSyncStandbyNames(ctx, a.localConnString(), value); err != nil {
+			a.log.Warn("synchronous mode: cannot set synchronous_standby_names", "value", value, "err", err)
+			return
+		}
+		// Every write acknowledged under the old setting is at or before
+		// the position now.
+		after, err := a.senders(ctx, a.localConnString())
+		if err != nil {
+			a.log.Warn("synchronous mode: cannot read the WAL senders", "err", err)
+			return
+		}
+		senders = after
+		first := mem.appliedEpoch != rec.Epoch
+		a.mu.Lock()
+		a.sync.applied, a.sync.appliedSet, a.sync.appliedEpoch, a.sync.switchLSN = value, want, rec.Epoch, after.CurrentLSN
+		mem = a.sync
+		a.mu.Unlock()
+		a.notifySyncChange(ctx, applied, want, first)
 	}
-	a.mu.Lock()
-	a.sync.applied, a.sync.appliedEpoch = value, rec.Epoch
-	a.mu.Unlock()
-	if !recorded {
+	if !recorded.Equal(want) {
+		if !syncrep.CaughtUp(want, flushed(senders.Senders, names), mem.switchLSN) {
+			return // the record stays the wider one; the next pass looks again
+		}
 		if _, err := a.recordSync(ctx, rev, rec.Epoch, want); err != nil {
-			a.log.Warn("synchronous mode: cannot record the narrowed synchronous set; retrying", "set", want.String(), "err", err)
+			a.log.Warn("synchronous mode: cannot record the synchronous set; retrying", "set", want.String(), "err", err)
 			return
 		}
 	}
 	if r, _, err := a.store.Sync(ctx); err == nil {
 		a.setSyncRecord(r, states)
 	}
-	a.notifySyncChange(ctx, current, want, snap.Sync == nil || snap.Sync.Epoch != rec.Epoch)
+}
+
+// flushed is each node's flushed position on this primary, by address.
+func flushed(senders []postgres.Sender, names map[string]string) map[string]cluster.LSN {
+	out := map[string]cluster.LSN{}
+	for addr, name := range names {
+		for _, s := range senders {
+			if s.ApplicationName == name && s.State == "streaming" {
+				out[addr] = s.FlushLSN
+			}
+		}
+	}
+	return out
+}
+
+// otherDatabases are the database nodes registered besides self.
+func otherDatabases(snap dcs.Snapshot, self string) []string {
+	var out []string
+	for _, reg := range snap.Registrations {
+		if reg.Address != self && !reg.Witness {
+			out = append(out, reg.Address)
+		}
+	}
+	return out
 }
 
 // syncOff ends a synchronous mode turned off: the primary stops waiting,
@@ -182,7 +230,7 @@ func (a *Agent) setSyncRecord(r *dcs.Sync, states map[string]string) {
 // synchronous standbys coming back, and of other changes of the set.
 func (a *Agent) notifySyncChange(ctx context.Context, from, to syncrep.Set, first bool) {
 	switch {
-	case to.Quorum == 0 && (from.Quorum > 0 || first):
+	case to.Quorum == 0 && from.Quorum > 0:
 		a.notify(ctx, hook.Severe, "Synchronous replication suspended",
 			fmt.Sprintf("No synchronous standby of %s is healthy: with synchronous.mode=on the primary acknowledges writes alone, and no standby can be promoted without losing them until one streams again.", a.self))
 	case from.Quorum == 0 && to.Quorum > 0 && !first:
@@ -257,18 +305,20 @@ func (a *Agent) prepareSyncForPromotion(ctx context.Context, rec dcs.Primary) er
 			names[reg.Address] = st.AppName
 		}
 	}
-	initial := syncrep.Initial(a.cfg.SyncMode, a.cfg.SyncNodeCount, others)
-	if !recordIs(snap.Sync, rec.Epoch, a.self, initial) {
-		if _, err := a.recordSync(ctx, snap.SyncRev, rec.Epoch, initial); err != nil {
-			return fmt.Errorf("record the synchronous set %s: %w", initial, err)
+	// Nobody is certain to hold every write yet: the old primary's are on
+	// this node, and its own will be on the set once it catches up.
+	if !recordIs(snap.Sync, rec.Epoch, a.self, syncrep.Set{}) {
+		if _, err := a.recordSync(ctx, snap.SyncRev, rec.Epoch, syncrep.Set{}); err != nil {
+			return fmt.Errorf("record the synchronous set of epoch %d: %w", rec.Epoch, err)
 		}
 	}
+	initial := syncrep.Initial(a.cfg.SyncMode, a.cfg.SyncNodeCount, others)
 	value := syncrep.StandbyNames(initial, names)
 	if err := a.exec.setSyncStandbyNames(ctx, a.localConnString(), value); err != nil {
 		return err
 	}
 	a.mu.Lock()
-	a.sync.applied, a.sync.appliedEpoch = value, rec.Epoch
+	a.sync.applied, a.sync.appliedSet, a.sync.appliedEpoch, a.sync.switchLSN = value, initial, rec.Epoch, 0
 	a.mu.Unlock()
 	return nil
 }

@@ -44,11 +44,18 @@ func TestFlowSynchronousModePromotesOnlyFromTheSet(t *testing.T) {
 	p.manageSync(cl.ctx) // nothing changed: nothing done
 	wantDB(t, p, `synchronous_standby_names=ANY 1 ("10.0.0.2", "10.0.0.3")`)
 
-	// s3 stops streaming: the setting narrows first, then the record.
+	// s3 stops streaming: the setting narrows first; the record narrows
+	// only once s2 has flushed every write acknowledged before (some may
+	// have been on s3 alone).
+	a2.pg.set(func(o *cluster.DBObservation) { o.ReceiveLSN = 0x4FFF000 })
 	a3.pg.set(func(o *cluster.DBObservation) { o.WalReceiver, o.SenderHost = "", "" })
 	p.manageSync(cl.ctx)
 	wantDB(t, p, `synchronous_standby_names=ANY 1 ("10.0.0.2", "10.0.0.3")`, `synchronous_standby_names=ANY 1 ("10.0.0.2")`)
+	cl.wantSyncRecord(1, 1, flowS2, flowS3)
+	a2.pg.set(func(o *cluster.DBObservation) { o.ReceiveLSN = 0x5000000 })
+	p.manageSync(cl.ctx)
 	cl.wantSyncRecord(1, 1, flowS2)
+	wantDB(t, p, `synchronous_standby_names=ANY 1 ("10.0.0.2", "10.0.0.3")`, `synchronous_standby_names=ANY 1 ("10.0.0.2")`)
 
 	// s3 gets more WAL than s2 (it is outside the set: what it holds was
 	// never acknowledged), then the primary's node dies.

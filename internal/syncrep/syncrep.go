@@ -48,25 +48,43 @@ func (s Set) String() string {
 
 // Want is the set a primary should wait for now. healthy are the standbys
 // that stream from it, caught up, and may be promoted; current is the set
-// it uses. on: every healthy standby, Quorum count or as many as there are
-// (0 when none: the primary goes on alone). strict: the same while count
-// of them are healthy; below that the standbys of current stay listed, so
-// writes wait for them rather than go on with fewer.
-func Want(mode string, count int, healthy []string, current Set) Set {
+// it uses; others are every other database node. on: every healthy
+// standby, Quorum count or as many as there are (0 when none: the primary
+// goes on alone). strict: the same while count of them are healthy; below
+// that the standbys of current stay listed (and, when still too few, every
+// other node), so writes wait rather than go on with fewer.
+func Want(mode string, count int, healthy []string, current Set, others []string) Set {
 	if mode == Off {
 		return Set{}
 	}
 	members := sorted(healthy)
 	if mode == Strict && len(members) < count {
 		members = union(members, current.Members)
-		return Set{Members: members, Quorum: min(count, len(members))}
+		if len(members) < count {
+			members = union(members, others)
+		}
 	}
 	return Set{Members: members, Quorum: min(count, len(members))}
 }
 
-// Initial is the set a standby takes as it is promoted, before it takes
-// its first write: on, nobody yet (the standbys join once they stream from
-// it); strict, every other database node, count of them.
+// CaughtUp says whether every write acknowledged before the setting
+// changed to s (those at or before lsn) is on s.Quorum of its members:
+// flushed holds the members' flushed positions.
+func CaughtUp(s Set, flushed map[string]cluster.LSN, lsn cluster.LSN) bool {
+	n := 0
+	for _, m := range s.Members {
+		if l, ok := flushed[m]; ok && l >= lsn {
+			n++
+		}
+	}
+	return n >= s.Quorum
+}
+
+// Initial is the setting a standby takes as it is promoted, before its
+// first write: on, nobody yet (the standbys join once they stream from
+// it); strict, every other database node, count of them. The set recorded
+// for the new primary starts empty either way: the old primary's writes
+// are certainly on the new one only.
 func Initial(mode string, count int, others []string) Set {
 	if mode != Strict {
 		return Set{}
@@ -75,8 +93,10 @@ func Initial(mode string, count int, others []string) Set {
 	return Set{Members: members, Quorum: min(count, len(members))}
 }
 
-// Via is the set to record while the primary's setting moves from a to b:
-// every write acknowledged under a or under b is on Via's Quorum members.
+// Via is the set to record while the primary's setting moves to b from a
+// setting whose writes are recorded as a: every write acknowledged before
+// (on a.Quorum members of a) or under b is on Via's Quorum members. Once
+// b's members hold every earlier write (CaughtUp), b alone is recorded.
 func Via(a, b Set) Set {
 	u := union(a.Members, b.Members)
 	return Set{Members: u, Quorum: min(a.Quorum, b.Quorum)}

@@ -30,12 +30,33 @@ func TestWant(t *testing.T) {
 		{"strict: too few healthy keep the old ones listed", Strict, 2, []string{"a"}, set(2, "a", "b"), set(2, "a", "b")},
 		{"strict: a returning standby replaces the failed one", Strict, 1, []string{"a"}, set(1, "b"), set(1, "a")},
 		{"duplicates count once", On, 2, []string{"a", "a"}, Set{}, set(1, "a")},
+		{"strict, just promoted, nobody streams yet: every other node", Strict, 1, nil, Set{}, set(1, "a", "b", "c")},
+		{"strict, count 2, one healthy, one current: every other node", Strict, 2, []string{"a"}, Set{}, set(2, "a", "b", "c")},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if got := Want(c.mode, c.count, c.healthy, c.current); !got.Equal(c.want) {
+			if got := Want(c.mode, c.count, c.healthy, c.current, []string{"a", "b", "c"}); !got.Equal(c.want) {
 				t.Errorf("Want = %v, want %v", got, c.want)
 			}
 		})
+	}
+}
+
+func TestCaughtUp(t *testing.T) {
+	flushed := map[string]cluster.LSN{"a": 10, "b": 5}
+	for _, c := range []struct {
+		s    Set
+		lsn  cluster.LSN
+		want bool
+	}{
+		{Set{}, 99, true},
+		{set(1, "a", "b"), 10, true},
+		{set(2, "a", "b"), 10, false},
+		{set(2, "a", "b"), 5, true},
+		{set(1, "c"), 0, false}, // not streaming: no position
+	} {
+		if got := CaughtUp(c.s, flushed, c.lsn); got != c.want {
+			t.Errorf("CaughtUp(%v, %v, %d) = %t, want %t", c.s, flushed, c.lsn, got, c.want)
+		}
 	}
 }
 
