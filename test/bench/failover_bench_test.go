@@ -112,9 +112,9 @@ type result struct {
 	// commitP50 and commitP99 are the client's commit latency before the
 	// fault: the price of synchronous replication.
 	commitP50, commitP99 time.Duration
-	notes     []string // failures of the system under test
-	harness   string   // failures of the harness (the run is incomplete)
-	skip      string
+	notes                []string // failures of the system under test
+	harness              string   // failures of the harness (the run is incomplete)
+	skip                 string
 }
 
 func runs() int {
