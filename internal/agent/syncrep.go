@@ -95,7 +95,7 @@ func (a *Agent) manageSync(ctx context.Context) {
 		a.log.Warn("synchronous mode: cannot read the WAL senders", "err", err)
 		return
 	}
-	healthy, names, states := syncCandidates(snap, senders.Senders, a.self)
+	healthy, failed, names, states := syncCandidates(snap, senders.Senders, a.self)
 	a.setSyncRecord(snap.Sync, states)
 	a.mu.Lock()
 	mem := a.sync
@@ -103,6 +103,14 @@ func (a *Agent) manageSync(ctx context.Context) {
 	applied := recorded // after a restart: the best guess of the setting
 	if mem.appliedEpoch == rec.Epoch {
 		applied = mem.appliedSet
+	}
+	// A standby leaves the set on its own agent's word only: a primary
+	// whose postmaster dies sees its WAL senders go first, and must not
+	// take that for standbys gone.
+	for _, m := range applied.Members {
+		if !failed[m] && !slices.Contains(healthy, m) {
+			healthy = append(healthy, m)
+		}
 	}
 	want := syncrep.Want(a.cfg.SyncMode, a.cfg.SyncNodeCount, healthy, applied, otherDatabases(snap, a.self))
 	value := syncrep.StandbyNames(want, names)
@@ -247,32 +255,37 @@ func (a *Agent) notifySyncChange(ctx context.Context, from, to syncrep.Set, firs
 // their agent publishes them as a standby with the database up, and they
 // may be promoted (promotable, or set-priority above 0; never
 // set-priority 0). A name two standbys share cannot tell them apart, so
-// neither is a candidate. It also returns each standby's
-// application_name and sync_state.
-func syncCandidates(snap dcs.Snapshot, senders []postgres.Sender, self string) (healthy []string, names, states map[string]string) {
-	names, states = map[string]string{}, map[string]string{}
+// neither is a candidate. failed are the standbys whose own agent says
+// they cannot confirm writes: its lease is gone, its database is down or
+// does not stream, or it may not be promoted. It also returns each
+// standby's application_name and sync_state.
+func syncCandidates(snap dcs.Snapshot, senders []postgres.Sender, self string) (healthy []string, failed map[string]bool, names, states map[string]string) {
+	names, states, failed = map[string]string{}, map[string]string{}, map[string]bool{}
 	count := map[string]int{}
-	for addr, st := range snap.Status {
-		if addr == self || st.Type == cluster.Witness {
+	for _, reg := range snap.Registrations {
+		if reg.Address == self || reg.Witness {
 			continue
 		}
-		names[addr] = cmp.Or(st.DB.ReceiverAppName, st.AppName, addr)
-		count[names[addr]]++
+		st, ok := snap.Status[reg.Address]
+		names[reg.Address] = cmp.Or(st.DB.ReceiverAppName, st.AppName, reg.Address)
+		count[names[reg.Address]]++
+		p, hasPriority := snap.Priorities[reg.Address]
+		eligible := (st.Promotable && !hasPriority) || p > 0
+		if !ok || st.Type != cluster.Standby || !st.DB.Up || st.DB.WalReceiver != "streaming" || !eligible {
+			failed[reg.Address] = true
+		}
 	}
 	for addr, name := range names {
-		st := snap.Status[addr]
 		i := slices.IndexFunc(senders, func(s postgres.Sender) bool { return s.ApplicationName == name })
 		if i < 0 || count[name] > 1 {
 			continue
 		}
 		states[addr] = senders[i].SyncState
-		p, hasPriority := snap.Priorities[addr]
-		eligible := (st.Promotable && !hasPriority) || p > 0
-		if senders[i].State == "streaming" && st.Type == cluster.Standby && st.DB.Up && eligible {
+		if senders[i].State == "streaming" && !failed[addr] {
 			healthy = append(healthy, addr)
 		}
 	}
-	return healthy, names, states
+	return healthy, failed, names, states
 }
 
 // prepareSyncForPromotion sets the synchronous set of this standby's

@@ -49,6 +49,9 @@ func TestFlowSynchronousModePromotesOnlyFromTheSet(t *testing.T) {
 	// have been on s3 alone).
 	a2.pg.set(func(o *cluster.DBObservation) { o.ReceiveLSN = 0x4FFF000 })
 	a3.pg.set(func(o *cluster.DBObservation) { o.WalReceiver, o.SenderHost = "", "" })
+	p.manageSync(cl.ctx) // s3's agent has not said so yet: nothing changes
+	wantDB(t, p, `synchronous_standby_names=ANY 1 ("10.0.0.2", "10.0.0.3")`)
+	cl.publishAll(a2, a3)
 	p.manageSync(cl.ctx)
 	wantDB(t, p, `synchronous_standby_names=ANY 1 ("10.0.0.2", "10.0.0.3")`, `synchronous_standby_names=ANY 1 ("10.0.0.2")`)
 	cl.wantSyncRecord(1, 1, flowS2, flowS3)
@@ -97,6 +100,7 @@ func TestFlowSynchronousModeAloneFailsOverToNobody(t *testing.T) {
 	for _, a := range []*flowAgent{a2, a3} {
 		a.pg.set(func(o *cluster.DBObservation) { o.WalReceiver, o.SenderHost = "", "" })
 	}
+	cl.publishAll(a2, a3)
 	p.manageSync(cl.ctx)
 	cl.wantSyncRecord(1, 0)
 	wantDB(t, p, `synchronous_standby_names=ANY 1 ("10.0.0.2", "10.0.0.3")`, "synchronous_standby_names=")

@@ -1,7 +1,8 @@
-// Package campaign repeats fault scenarios many times on a busy machine and
-// prints what it measured: how often the harness's cluster forms without
-// collapsing, and whether an isolated primary's fence always comes before
-// the new primary's promotion. `make campaign` runs it (CAMPAIGN_RUNS runs
+// Package campaign repeats fault scenarios many times and prints what it
+// measured: how often the harness's cluster forms without collapsing and
+// whether an isolated primary's fence always comes before the new
+// primary's promotion (both on a busy machine), and whether a failover in
+// synchronous mode ever loses an acknowledged write. `make campaign` runs it (CAMPAIGN_RUNS runs
 // of each, default 20); without PGFM_CAMPAIGN_RUNS its tests skip.
 package campaign
 

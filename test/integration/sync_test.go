@@ -229,30 +229,3 @@ func TestSynchronousModeNeverPromotesOutsideTheSet(t *testing.T) {
 	}
 	fc.noneLost(t, s1)
 }
-
-// Node crash and node freeze of the primary in synchronous.mode=on: no
-// acknowledged write is lost.
-func TestSynchronousModeNodeCrash(t *testing.T) {
-	fc := newFailoverCluster(t, synchronousOn("on", 1))
-	p := fc.Primary()
-	waitSyncSet(t, fc, 1, fc.Nodes[1], fc.Nodes[2])
-	p.Kill(t)
-	p.PG.Kill(t)
-	np := fc.waitNewPrimary(t, p, 60*time.Second)
-	fc.checkAfterFailover(t, p, np)
-	fc.noneLost(t, np)
-}
-
-func TestSynchronousModeNodeFrozen(t *testing.T) {
-	fc := newFailoverCluster(t, synchronousOn("on", 1))
-	p := fc.Primary()
-	waitSyncSet(t, fc, 1, fc.Nodes[1], fc.Nodes[2])
-	p.Signal(syscall.SIGSTOP)
-	p.PG.Signal(t, syscall.SIGSTOP)
-	np := fc.waitNewPrimary(t, p, 60*time.Second)
-	fc.writer.WaitAcked(t, np.Host, 30*time.Second)
-	p.Signal(syscall.SIGCONT)
-	p.PG.Signal(t, syscall.SIGCONT)
-	fc.checkAfterFailover(t, p, np)
-	fc.noneLost(t, np)
-}
