@@ -56,6 +56,12 @@ func Manual(v View, r Request) (Failover, error) {
 	if r.Switchover {
 		return switchover(v, r.Target)
 	}
+	if ps := v.Members[p].Status; ps != nil && ps.Type == cluster.Primary && ps.DB.Up && !ps.DB.InRecovery &&
+		v.Settings.SyncMode != "" && v.Settings.SyncMode != syncrep.Off {
+		// Until it is fenced the running primary acknowledges writes that
+		// any synchronous standby may confirm, not necessarily the chosen one.
+		return Failover{}, fmt.Errorf("the primary %s runs: in synchronous mode a manual failover could lose what it acknowledges until it is stopped; use -switchover, which loses nothing (or -force)", p)
+	}
 	cands := Candidates(v)
 	best, err := pick(cands, r.Target)
 	if err != nil {

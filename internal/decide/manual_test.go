@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pgfm/pgfm/internal/cluster"
+	"github.com/pgfm/pgfm/internal/syncrep"
 )
 
 // stuck: a failover from the primary p to s1 stopped in phase ph; p is
@@ -56,6 +57,12 @@ func TestManual(t *testing.T) {
 		{"promote-failed: another standby replaces the named one", Request{Target: s2}, []edit{stuck(cluster.PhasePromoteFailed)}, s1 + " -> " + s2},
 		{"fence-failed: no switchover", Request{Switchover: true}, []edit{stuck(cluster.PhaseFenceFailed)}, "✗ a switchover needs a running primary"},
 		{"refused without a majority", Request{}, []edit{agentDown(s1), agentDown(s2), agentDown(w)}, "✗ no majority"},
+		{"sync: manual failover with the primary running: refused", Request{}, []edit{syncMode(&syncrep.Set{Members: []string{s1, s2}, Quorum: 1})}, "✗ use -switchover, which loses nothing"},
+		{"sync: -force with the primary running", Request{Force: true}, []edit{syncMode(&syncrep.Set{Members: []string{s1, s2}, Quorum: 1})}, p + " -> " + s1},
+		{"sync: manual failover with a dead primary, from the set", Request{}, []edit{syncMode(&syncrep.Set{Members: []string{s2}, Quorum: 1}), nodeFailed(p)}, p + " -> " + s2},
+		{"sync: named standby outside the set", Request{Target: s1}, []edit{syncMode(&syncrep.Set{Members: []string{s2}, Quorum: 1}), nodeFailed(p)}, "✗ not in the synchronous set"},
+		{"sync: switchover to a standby of the set", Request{Switchover: true, Target: s2}, []edit{syncMode(&syncrep.Set{Members: []string{s1, s2}, Quorum: 1})}, p + " -> " + s2 + " switchover"},
+		{"sync: switchover to a standby outside the set", Request{Switchover: true, Target: s2}, []edit{syncMode(&syncrep.Set{Members: []string{s1}, Quorum: 1})}, "✗ not in the synchronous set"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := healthy(t0)
