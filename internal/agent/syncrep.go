@@ -34,6 +34,9 @@ type syncMemory struct {
 	// "Not enough synchronous standbys" was sent, so it is sent once.
 	lastNumSyncCheck time.Time
 	short            bool
+	// unseenSince is when this primary last began to miss a standby of
+	// its set among its streaming WAL senders.
+	unseenSince map[string]time.Time
 }
 
 // syncLoop keeps the synchronous set. On the primary it makes
@@ -104,11 +107,14 @@ func (a *Agent) manageSync(ctx context.Context) {
 	if mem.appliedEpoch == rec.Epoch {
 		applied = mem.appliedSet
 	}
-	// A standby leaves the set on its own agent's word only: a primary
-	// whose postmaster dies sees its WAL senders go first, and must not
-	// take that for standbys gone.
+	// A standby leaves the set on its own agent's word, or once this
+	// primary has not seen it stream for node.timeout: a primary whose
+	// postmaster dies sees its WAL senders go first and must not take that
+	// for standbys gone, but a standby's WAL receiver may report streaming
+	// long after a cut (wal_receiver_timeout).
+	missing := a.missingSenders(applied.Members, healthy, failed)
 	for _, m := range applied.Members {
-		if !failed[m] && !slices.Contains(healthy, m) {
+		if !failed[m] && !slices.Contains(healthy, m) && !missing[m] {
 			healthy = append(healthy, m)
 		}
 	}
@@ -409,4 +415,25 @@ func (a *Agent) setShort(short bool) bool {
 	news := short && !a.sync.short
 	a.sync.short = short
 	return news
+}
+
+// missingSenders are the standbys of members whose own agent says they
+// stream but which this primary has not seen streaming for node.timeout.
+func (a *Agent) missingSenders(members, streaming []string, failed map[string]bool) map[string]bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now, since, out := time.Now(), map[string]time.Time{}, map[string]bool{}
+	for _, m := range members {
+		if failed[m] || slices.Contains(streaming, m) {
+			continue
+		}
+		at, ok := a.sync.unseenSince[m]
+		if !ok {
+			at = now
+		}
+		since[m] = at
+		out[m] = now.Sub(at) >= a.cfg.NodeTimeout
+	}
+	a.sync.unseenSince = since
+	return out
 }

@@ -181,3 +181,26 @@ func TestFlowEFMReconfigureNumSync(t *testing.T) {
 		t.Errorf("EFM's model records no synchronous set, got %+v", r)
 	}
 }
+
+// A standby cut off from the primary alone may keep reporting streaming
+// (its WAL receiver waits for wal_receiver_timeout): once the primary has
+// not seen it among its WAL senders for node.timeout, it leaves the set.
+func TestFlowSynchronousStandbyUnseenLeaves(t *testing.T) {
+	cl := newCluster(t, flowP1, []string{flowS2, flowS3}, []cluster.LSN{0x5000000, 0x5000000})
+	p, a2, a3 := cl.start(flowP1, syncOn), cl.start(flowS2, syncOn), cl.start(flowS3, syncOn)
+	cl.coordinator(flowP1)
+	cl.publishAll(p, a2, a3)
+	p.manageSync(cl.ctx)
+	cl.wantSyncRecord(1, 1, flowS2, flowS3)
+
+	// The primary no longer sees s3 stream; s3's agent still says it does.
+	a3.pg.set(func(o *cluster.DBObservation) { o.SenderHost = "10.9.9.9" })
+	p.manageSync(cl.ctx)
+	cl.wantSyncRecord(1, 1, flowS2, flowS3)
+	p.mu.Lock()
+	p.sync.unseenSince[flowS3] = time.Now().Add(-p.cfg.NodeTimeout)
+	p.mu.Unlock()
+	p.manageSync(cl.ctx)
+	cl.wantSyncRecord(1, 1, flowS2)
+	wantDB(t, p, `synchronous_standby_names=ANY 1 ("10.0.0.2", "10.0.0.3")`, `synchronous_standby_names=ANY 1 ("10.0.0.2")`)
+}
