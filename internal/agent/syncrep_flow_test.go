@@ -15,6 +15,20 @@ import (
 
 func syncOn(c *config.Config) { c.SyncMode, c.SyncNodeCount = syncrep.On, 1 }
 
+// newSyncCluster starts a primary and two standbys at the same position,
+// each agent configured by change, published and reconciled.
+func newSyncCluster(t *testing.T, change func(*config.Config)) (cl *flowCluster, p, a2, a3 *flowAgent) {
+	t.Helper()
+	cl = newCluster(t, flowP1, []string{flowS2, flowS3}, []cluster.LSN{0x5000000, 0x5000000})
+	p, a2, a3 = cl.start(flowP1, change), cl.start(flowS2, change), cl.start(flowS3, change)
+	cl.coordinator(flowP1)
+	cl.publishAll(p, a2, a3)
+	for _, a := range []*flowAgent{p, a2, a3} {
+		a.reconcile(cl.ctx)
+	}
+	return cl, p, a2, a3
+}
+
 // wantSyncRecord checks the synchronous set recorded in etcd.
 func (cl *flowCluster) wantSyncRecord(epoch uint64, quorum int, members ...string) {
 	cl.t.Helper()
@@ -30,13 +44,7 @@ func (cl *flowCluster) wantSyncRecord(epoch uint64, quorum int, members ...strin
 // setting), and a failover then promotes only from the recorded set, even
 // when a standby outside it has received more WAL.
 func TestFlowSynchronousModePromotesOnlyFromTheSet(t *testing.T) {
-	cl := newCluster(t, flowP1, []string{flowS2, flowS3}, []cluster.LSN{0x5000000, 0x5000000})
-	p, a2, a3 := cl.start(flowP1, syncOn), cl.start(flowS2, syncOn), cl.start(flowS3, syncOn)
-	cl.coordinator(flowP1)
-	cl.publishAll(p, a2, a3)
-	for _, a := range []*flowAgent{p, a2, a3} {
-		a.reconcile(cl.ctx)
-	}
+	cl, p, a2, a3 := newSyncCluster(t, syncOn)
 
 	p.manageSync(cl.ctx)
 	cl.wantSyncRecord(1, 1, flowS2, flowS3)
@@ -85,13 +93,7 @@ func TestFlowSynchronousModePromotesOnlyFromTheSet(t *testing.T) {
 // Synchronous mode, on, with no standby left: the primary goes on alone,
 // says so loudly, and a failover then promotes nobody.
 func TestFlowSynchronousModeAloneFailsOverToNobody(t *testing.T) {
-	cl := newCluster(t, flowP1, []string{flowS2, flowS3}, []cluster.LSN{0x5000000, 0x5000000})
-	p, a2, a3 := cl.start(flowP1, syncOn), cl.start(flowS2, syncOn), cl.start(flowS3, syncOn)
-	cl.coordinator(flowP1)
-	cl.publishAll(p, a2, a3)
-	for _, a := range []*flowAgent{p, a2, a3} {
-		a.reconcile(cl.ctx)
-	}
+	cl, p, a2, a3 := newSyncCluster(t, syncOn)
 	p.manageSync(cl.ctx)
 	cl.wantSyncRecord(1, 1, flowS2, flowS3)
 
@@ -142,14 +144,9 @@ func TestFlowSynchronousModeAloneFailsOverToNobody(t *testing.T) {
 // reconfigure.num.sync.max, raises it back when it returns; with none left
 // and reconfigure.sync.primary, it clears the setting.
 func TestFlowEFMReconfigureNumSync(t *testing.T) {
-	cl := newCluster(t, flowP1, []string{flowS2, flowS3}, []cluster.LSN{0x5000000, 0x5000000})
-	efm := func(c *config.Config) {
+	cl, p, a2, a3 := newSyncCluster(t, func(c *config.Config) {
 		c.ReconfigureNumSync, c.ReconfigureNumSyncMax, c.ReconfigureSyncPrimary = true, 2, true
-	}
-	p, a2, a3 := cl.start(flowP1, efm), cl.start(flowS2, efm), cl.start(flowS3, efm)
-	cl.coordinator(flowP1)
-	cl.publishAll(p, a2, a3)
-	p.reconcile(cl.ctx)
+	})
 	p.pg.mu.Lock()
 	p.pg.syncNames = `ANY 2 ("10.0.0.2", "10.0.0.3")` // set by the user
 	p.pg.mu.Unlock()
@@ -186,10 +183,7 @@ func TestFlowEFMReconfigureNumSync(t *testing.T) {
 // (its WAL receiver waits for wal_receiver_timeout): once the primary has
 // not seen it among its WAL senders for node.timeout, it leaves the set.
 func TestFlowSynchronousStandbyUnseenLeaves(t *testing.T) {
-	cl := newCluster(t, flowP1, []string{flowS2, flowS3}, []cluster.LSN{0x5000000, 0x5000000})
-	p, a2, a3 := cl.start(flowP1, syncOn), cl.start(flowS2, syncOn), cl.start(flowS3, syncOn)
-	cl.coordinator(flowP1)
-	cl.publishAll(p, a2, a3)
+	cl, p, _, a3 := newSyncCluster(t, syncOn)
 	p.manageSync(cl.ctx)
 	cl.wantSyncRecord(1, 1, flowS2, flowS3)
 

@@ -292,24 +292,8 @@ func measure(t *runT, p profile, s scenario, res *result) {
 			note("no write acknowledged by another server within %s of the fault", failoverWait)
 		} else {
 			res.resumedAfter = first.At.Sub(fault)
-			// The status names the promoted primary (the writer saw it first).
-			deadline := time.Now().Add(statusWait)
-			for {
-				var err error
-				st, err = status(t, witness)
-				if err == nil {
-					epochSeen = max(epochSeen, st.Epoch)
-					if st.Primary != old.Host && st.PrimaryPhase == "promoted" {
-						break
-					}
-				}
-				if time.Now().After(deadline) {
-					note("writes moved to %s, but cluster-status-json reports primary %s (%s), epoch %d, err %v",
-						first.Server, st.Primary, st.PrimaryPhase, st.Epoch, err)
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			st = waitPromoted(func() (clusterStatus, error) { return status(t, witness) }, old.Host, first.Server, note)
+			epochSeen = max(epochSeen, st.Epoch)
 			if st.Primary != "" && st.Primary != first.Server {
 				note("the first write after the fault went to %s, but the status names %s", first.Server, st.Primary)
 			}
@@ -440,6 +424,25 @@ type clusterStatus struct {
 	// Synchronous replication: the recorded set.
 	SynchronousStandbys []string `json:"synchronousStandbys"`
 	SynchronousQuorum   int      `json:"synchronousQuorum"`
+}
+
+// waitPromoted waits (statusWait at most) until the status names a
+// promoted primary other than old, the server the writer saw take writes
+// first; it notes when it does not.
+func waitPromoted(status func() (clusterStatus, error), old, first string, note func(string, ...any)) clusterStatus {
+	deadline := time.Now().Add(statusWait)
+	for {
+		st, err := status()
+		if err == nil && st.Primary != old && st.PrimaryPhase == "promoted" {
+			return st
+		}
+		if time.Now().After(deadline) {
+			note("writes moved to %s, but cluster-status-json reports primary %s (%s), epoch %d, err %v",
+				first, st.Primary, st.PrimaryPhase, st.Epoch, err)
+			return st
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // waitSynchronous waits until both standbys are synchronous (ANY 1 of

@@ -42,19 +42,7 @@ func measurePartition(t *runT, p profile, props map[string]string, res *result) 
 		note("no write acknowledged by another server within %s of the fault", failoverWait)
 	} else {
 		res.resumedAfter = first.At.Sub(fault)
-		deadline := time.Now().Add(statusWait)
-		for {
-			var err error
-			if st, err = status(); err == nil && st.Primary != old.Host && st.PrimaryPhase == "promoted" {
-				break
-			}
-			if time.Now().After(deadline) {
-				note("writes moved to %s, but cluster-status-json reports primary %s (%s), epoch %d, err %v",
-					first.Server, st.Primary, st.PrimaryPhase, st.Epoch, err)
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		st = waitPromoted(status, old.Host, first.Server, note)
 	}
 	w.Stop()
 	stopped := time.Now()
