@@ -214,3 +214,45 @@ func TestRenderTextPromoteStatusSkipsWitness(t *testing.T) {
 		}
 	}
 }
+
+// TestSynchronousInStatus checks the mode, the recorded set and each
+// standby's sync state in both outputs.
+func TestSynchronousInStatus(t *testing.T) {
+	rep := sampleReport()
+	rep.SyncMode = "on"
+	rep.Sync = &cluster.SyncReport{Epoch: 3, Primary: "10.0.0.1", Members: []string{"10.0.0.2"}, Quorum: 1}
+	rep.Nodes[1].SyncState = "quorum"
+	m, raw := decodeEFM(t, rep)
+	if m["synchronousMode"] != "on" || m["synchronousQuorum"] != float64(1) {
+		t.Errorf("synchronous mode and quorum: %v %v\n%s", m["synchronousMode"], m["synchronousQuorum"], raw)
+	}
+	if got, _ := m["synchronousStandbys"].([]any); len(got) != 1 || got[0] != "10.0.0.2" {
+		t.Errorf("synchronousStandbys %v\n%s", m["synchronousStandbys"], raw)
+	}
+	if n, _ := m["nodes"].(map[string]any)["10.0.0.2"].(map[string]any); n["syncState"] != "quorum" {
+		t.Errorf("syncState of 10.0.0.2: %v\n%s", n["syncState"], raw)
+	}
+	var buf bytes.Buffer
+	renderText(&buf, rep)
+	for _, want := range []string{"Synchronous replication: on; synchronous standbys: ANY 1 (10.0.0.2)", "10.0.0.2: quorum"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("cluster-status lacks %q:\n%s", want, buf.String())
+		}
+	}
+	rep.Sync.Members, rep.Sync.Quorum = nil, 0
+	buf.Reset()
+	renderText(&buf, rep)
+	if !strings.Contains(buf.String(), "none: the primary acknowledges writes alone") {
+		t.Errorf("a primary alone is not said:\n%s", buf.String())
+	}
+	off := sampleReport()
+	off.SyncMode = "off"
+	buf.Reset()
+	renderText(&buf, off)
+	if strings.Contains(buf.String(), "Synchronous") {
+		t.Errorf("asynchronous clusters show no synchronous line:\n%s", buf.String())
+	}
+	if m, _ := decodeEFM(t, off); m["synchronousStandbys"] == nil {
+		t.Error("synchronousStandbys must be an empty array, not null")
+	}
+}
