@@ -159,7 +159,7 @@ func (a *Agent) commitFailover(ctx context.Context, snap dcs.Snapshot, f decide.
 		Node: f.To, Epoch: f.NewEpoch, Phase: dcs.PhasePromoting, Previous: f.From,
 		Reason: f.Reason, Since: time.Now().UTC(), LastLSN: snap.Primary.LastLSN, Timeline: snap.Primary.Timeline,
 	}
-	ok, err := a.store.UpdatePrimary(ctx, snap.PrimaryRev, next, guard)
+	ok, err := a.store.UpdatePrimaryAndSync(ctx, snap.PrimaryRev, next, a.newEpochSync(next), guard)
 	if err != nil || !ok {
 		a.log.Warn("failover not committed (the record changed or this agent is no longer the coordinator)", "to", f.To, "err", err)
 		return
@@ -216,4 +216,15 @@ func syncMembers(snap dcs.Snapshot) []string {
 		return nil
 	}
 	return snap.Sync.Members
+}
+
+// newEpochSync is, in synchronous mode, the synchronous set recorded with
+// a failover that names p: nobody yet, so that the new primary's first
+// writes are never taken for the old set's (it records it again before it
+// promotes, when this was not done).
+func (a *Agent) newEpochSync(p dcs.Primary) *dcs.Sync {
+	if !a.syncMode() {
+		return nil
+	}
+	return &dcs.Sync{Epoch: p.Epoch, Primary: p.Node, Since: time.Now().UTC()}
 }

@@ -90,7 +90,7 @@ func (a *Agent) commitManual(ctx context.Context, req httpapi.PromoteRequest, ta
 			LastLSN: snap.Primary.LastLSN, Timeline: snap.Primary.Timeline,
 			Switchover: f.Switchover, NoScripts: req.NoScripts,
 		}
-		ok, err := a.store.UpdatePrimary(ctx, snap.PrimaryRev, next)
+		ok, err := a.store.UpdatePrimaryAndSync(ctx, snap.PrimaryRev, next, a.newEpochSync(next))
 		if err != nil {
 			return f, httpapi.Errorf(http.StatusServiceUnavailable, "%s not committed: %v", name, err)
 		}

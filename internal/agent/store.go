@@ -26,6 +26,7 @@ type store interface {
 	// The primary record.
 	InitPrimary(ctx context.Context, p dcs.Primary) error
 	UpdatePrimary(ctx context.Context, rev int64, p dcs.Primary, guards ...dcs.Guard) (bool, error)
+	UpdatePrimaryAndSync(ctx context.Context, rev int64, p dcs.Primary, sync *dcs.Sync, guards ...dcs.Guard) (bool, error)
 	WatchPrimary(ctx context.Context, fn func(p dcs.Primary, rev int64)) error
 	Snapshot(ctx context.Context) (dcs.Snapshot, error)
 

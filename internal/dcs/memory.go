@@ -429,6 +429,12 @@ func (m *Memory) InitPrimary(ctx context.Context, p Primary) error {
 // UpdatePrimary replaces the record if it is still at rev (0: absent) and
 // every guard holds. It reports whether it did.
 func (m *Memory) UpdatePrimary(ctx context.Context, rev int64, p Primary, guards ...Guard) (bool, error) {
+	return m.UpdatePrimaryAndSync(ctx, rev, p, nil, guards...)
+}
+
+// UpdatePrimaryAndSync is UpdatePrimary that also writes the synchronous
+// set sync (when not nil) in the same transaction.
+func (m *Memory) UpdatePrimaryAndSync(ctx context.Context, rev int64, p Primary, sync *Sync, guards ...Guard) (bool, error) {
 	if err := m.begin(ctx); err != nil {
 		return false, fmt.Errorf("dcs: update primary record: %w", err)
 	}
@@ -441,7 +447,11 @@ func (m *Memory) UpdatePrimary(ctx context.Context, rev int64, p Primary, guards
 			return false, nil
 		}
 	}
-	m.commitLocked(memPut(m.keyPrimary(), p))
+	ops := []memOp{memPut(m.keyPrimary(), p)}
+	if sync != nil {
+		ops = append(ops, memPut(m.keySync(), sync))
+	}
+	m.commitLocked(ops...)
 	return true, nil
 }
 

@@ -79,12 +79,24 @@ func (s *Store) InitPrimary(ctx context.Context, p Primary) error {
 // UpdatePrimary replaces the record if it is still at rev and every guard
 // holds (e.g. "I am still the coordinator"). It reports whether it did.
 func (s *Store) UpdatePrimary(ctx context.Context, rev int64, p Primary, guards ...Guard) (bool, error) {
+	return s.UpdatePrimaryAndSync(ctx, rev, p, nil, guards...)
+}
+
+// UpdatePrimaryAndSync is UpdatePrimary that also writes the synchronous
+// set sync (when not nil) in the same transaction: a failover in
+// synchronous mode records the new primary's empty set as it names it.
+func (s *Store) UpdatePrimaryAndSync(ctx context.Context, rev int64, p Primary, sync *Sync, guards ...Guard) (bool, error) {
 	b, _ := json.Marshal(p)
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(s.keyPrimary()), "=", rev)}
 	for _, g := range guards {
 		cmps = append(cmps, g.cmp())
 	}
-	r, err := s.cli.Txn(ctx).If(cmps...).Then(clientv3.OpPut(s.keyPrimary(), string(b))).Commit()
+	ops := []clientv3.Op{clientv3.OpPut(s.keyPrimary(), string(b))}
+	if sync != nil {
+		sb, _ := json.Marshal(sync)
+		ops = append(ops, clientv3.OpPut(s.keySync(), string(sb)))
+	}
+	r, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
 		return false, fmt.Errorf("dcs: update primary record: %w", err)
 	}

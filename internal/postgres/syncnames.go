@@ -26,6 +26,13 @@ func SyncStandbyNames(ctx context.Context, connString string) (string, error) {
 // and signalled every process, the WAL senders among them.
 func (s Server) SetSyncStandbyNames(ctx context.Context, connString, value string) error {
 	err := query(ctx, connString, func(conn *pgx.Conn) error {
+		var now string
+		if err := conn.QueryRow(ctx, "SELECT current_setting('synchronous_standby_names')").Scan(&now); err != nil {
+			return err
+		}
+		if now == value {
+			return nil // a promotion in synchronous mode takes no reload it does not need
+		}
 		for _, q := range []string{
 			"ALTER SYSTEM SET synchronous_standby_names = " + sqlLiteral(value),
 			"SELECT pg_reload_conf()",
