@@ -29,13 +29,15 @@ func parsePriority(v []byte) (int, error)        { return strconv.Atoi(strings.T
 
 // SetMaintenance turns maintenance mode on (m non-nil) or off (nil).
 func (s *Store) SetMaintenance(ctx context.Context, m *Maintenance) error {
-	var err error
-	if m == nil {
-		_, err = s.cli.Delete(ctx, s.keyMaintenance())
-	} else {
-		b, _ := json.Marshal(m)
-		_, err = s.cli.Put(ctx, s.keyMaintenance(), string(b))
-	}
+	err := retryDropped(ctx, func() (err error) {
+		if m == nil {
+			_, err = s.cli.Delete(ctx, s.keyMaintenance())
+		} else {
+			b, _ := json.Marshal(m)
+			_, err = s.cli.Put(ctx, s.keyMaintenance(), string(b))
+		}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("dcs: set maintenance mode: %w", err)
 	}
@@ -44,7 +46,7 @@ func (s *Store) SetMaintenance(ctx context.Context, m *Maintenance) error {
 
 // SetPriority records addr's failover priority (set-priority).
 func (s *Store) SetPriority(ctx context.Context, addr string, p int) error {
-	if _, err := s.cli.Put(ctx, s.keyPriority(addr), priorityValue(p)); err != nil {
+	if err := retryDropped(ctx, func() error { _, err := s.cli.Put(ctx, s.keyPriority(addr), priorityValue(p)); return err }); err != nil {
 		return fmt.Errorf("dcs: set priority of %s: %w", addr, err)
 	}
 	return nil

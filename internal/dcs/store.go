@@ -108,9 +108,12 @@ func (s *Store) Info(ctx context.Context) (Info, error) {
 // Allow adds addr to the allowed node host list (idempotent).
 func (s *Store) Allow(ctx context.Context, addr, by string) error {
 	b, _ := json.Marshal(Allowed{Address: addr, AddedAt: time.Now().UTC(), AddedBy: by})
-	_, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(s.keyAllowed(addr)), "=", 0)).
-		Then(clientv3.OpPut(s.keyAllowed(addr), string(b))).Commit()
+	err := retryDropped(ctx, func() error {
+		_, err := s.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(s.keyAllowed(addr)), "=", 0)).
+			Then(clientv3.OpPut(s.keyAllowed(addr), string(b))).Commit()
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("dcs: allow %s: %w", addr, err)
 	}
@@ -143,7 +146,7 @@ func (s *Store) Disallow(ctx context.Context, addr string) (bool, error) {
 // Register records a member permanently (until disallow-node).
 func (s *Store) Register(ctx context.Context, reg cluster.Registration) error {
 	b, _ := json.Marshal(reg)
-	if _, err := s.cli.Put(ctx, s.keyNode(reg.Address), string(b)); err != nil {
+	if err := retryDropped(ctx, func() error { _, err := s.cli.Put(ctx, s.keyNode(reg.Address), string(b)); return err }); err != nil {
 		return fmt.Errorf("dcs: register %s: %w", reg.Address, err)
 	}
 	return nil
