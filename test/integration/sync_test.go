@@ -103,9 +103,11 @@ func TestSynchronousModeOn(t *testing.T) {
 	if got, want := syncStandbyNames(t, p), fmt.Sprintf(`ANY 1 ("%s", "%s")`, a.Name, b.Name); got != want {
 		t.Errorf("synchronous_standby_names = %q, want %q", got, want)
 	}
-	if code := getCode(t, s1, "/sync"); code != 200 {
-		t.Errorf("GET /sync on a synchronous standby: %d, want 200", code)
-	}
+	// Each agent reads the recorded set every local.period.
+	testenv.WaitFor(t, 10*time.Second, "GET /sync 200 on a synchronous standby", func() (bool, error) {
+		code := getCode(t, s1, "/sync")
+		return check(code == 200, "GET /sync on %s: %d", s1.Name, code)
+	})
 
 	// A synchronous standby fails: it leaves the set, writes go on.
 	s1.PG.Kill(t)
