@@ -186,6 +186,9 @@ func TestSynchronousModeNeverPromotesOutsideTheSet(t *testing.T) {
 	fc := newFailoverClusterWith(t, synchronousOn("on", 1), nil, map[int]map[string]string{2: {"promotable": "false"}})
 	p, s1, s2 := fc.Nodes[0], fc.Nodes[1], fc.Nodes[2]
 	waitSyncSet(t, fc, 1, s1)
+	if code := getCode(t, s2, "/sync"); code != 503 {
+		t.Errorf("GET /sync on %s, an asynchronous standby: %d, want 503", s2.Name, code)
+	}
 
 	var pid int
 	s1.PG.QueryRow(t, "SELECT pid FROM pg_stat_wal_receiver", &pid)
