@@ -270,8 +270,13 @@ func deleteNS(ns string) error {
 		}
 		ours := slices.Contains(pids, os.Getpid())
 		if time.Now().After(deadline) {
-			if ours { // a thread of ours was left in ns by Do
-				return fmt.Errorf("namespace %s: this test process is in it", ns)
+			if ours && len(pids) == 1 {
+				// Only our own main thread is there, inside a Do whose
+				// request has not returned yet (a connect the network
+				// drops): nothing the test started is left. Removing the
+				// name is enough; the kernel frees the namespace when the
+				// thread goes back to its own.
+				break
 			}
 			return fmt.Errorf("namespace %s: processes %v outlive SIGKILL", ns, pids)
 		}
