@@ -29,6 +29,21 @@ func newSyncCluster(t *testing.T, change func(*config.Config)) (cl *flowCluster,
 	return cl, p, a2, a3
 }
 
+// primaryNodeDies kills the primary p's agent and database and cuts it
+// off; once its lease expired, the next coordinator decides on what the
+// standbys publish. It returns that coordinator.
+func (cl *flowCluster) primaryNodeDies(p *flowAgent, standbys ...*flowAgent) *flowAgent {
+	cl.t.Helper()
+	p.stop()
+	cl.cut(p.self)
+	p.pg.crash()
+	cl.advance(flowNodeTimeout)
+	c, guard := cl.coordinator(standbys[0].self)
+	cl.publishAll(standbys...)
+	c.decideOnce(cl.ctx, decide.Memory{}, 0, guard)
+	return c
+}
+
 // wantSyncRecord checks the synchronous set recorded in etcd.
 func (cl *flowCluster) wantSyncRecord(epoch uint64, quorum int, members ...string) {
 	cl.t.Helper()
@@ -71,13 +86,7 @@ func TestFlowSynchronousModePromotesOnlyFromTheSet(t *testing.T) {
 	// s3 gets more WAL than s2 (it is outside the set: what it holds was
 	// never acknowledged), then the primary's node dies.
 	a3.pg.set(func(o *cluster.DBObservation) { o.ReceiveLSN, o.ReplayLSN = 0x5001000, 0x5001000 })
-	p.stop()
-	cl.cut(flowP1)
-	p.pg.crash()
-	cl.advance(flowNodeTimeout)
-	c, guard := cl.coordinator(flowS2)
-	cl.publishAll(a2, a3)
-	c.decideOnce(cl.ctx, decide.Memory{}, 0, guard)
+	cl.primaryNodeDies(p, a2, a3)
 	rec, _ := cl.record()
 	if rec.Node != flowS2 || rec.Epoch != 2 {
 		t.Fatalf("record %+v; want epoch 2 naming %s, the only synchronous standby, not %s with more WAL", rec, flowS2, flowS3)
@@ -108,13 +117,7 @@ func TestFlowSynchronousModeAloneFailsOverToNobody(t *testing.T) {
 	wantDB(t, p, `synchronous_standby_names=ANY 1 ("10.0.0.2", "10.0.0.3")`, "synchronous_standby_names=")
 	cl.wantNotified(flowP1 + ": Synchronous replication suspended")
 
-	p.stop()
-	cl.cut(flowP1)
-	p.pg.crash()
-	cl.advance(flowNodeTimeout)
-	c, guard := cl.coordinator(flowS2)
-	cl.publishAll(a2, a3)
-	c.decideOnce(cl.ctx, decide.Memory{}, 0, guard)
+	c := cl.primaryNodeDies(p, a2, a3)
 	if rec, _ := cl.record(); rec.Epoch != 1 {
 		t.Fatalf("record %+v: a standby was promoted although the primary had acknowledged writes alone", rec)
 	}
