@@ -52,6 +52,13 @@ type Config struct {
 	// dcs.* keys); empty: the agents run their own embedded etcd members.
 	DCS DCSConfig
 
+	// TLS is how the agents prove to each other (etcd peers, joins, the
+	// admin API) that they belong to this cluster (docs/security.md).
+	TLS TLSConfig
+	// AdminMaxConnections caps the admin.port connections served at once
+	// (admin.max.connections, default 64, pgfm's own).
+	AdminMaxConnections int
+
 	ApplicationName  string       // application.name
 	LockDir          string       // lock.dir, default /run/lock/pgfm
 	LogDir           string       // log.dir, default /var/log/pgfm
@@ -99,6 +106,10 @@ type Config struct {
 	ScriptPrimaryIsolated string        // script.primary.isolated
 	ScriptResumed         string        // script.resumed
 	ScriptTimeout         time.Duration // script.timeout, default 30s (pgfm's own)
+	// ScriptUser runs every script when the agent runs as root
+	// (script.user, pgfm's own); "" = db.service.owner. Never root unless
+	// written so.
+	ScriptUser string
 
 	// Notifications.
 	ScriptNotification     string   // script.notification, called as SCRIPT "<subject>" "<body>"
@@ -119,6 +130,21 @@ type DB struct {
 	ConfigDir    string // db.config.dir, default = DataDir
 	SSLMode      string // jdbc.sslmode: disable | require | verify-ca | verify-full (libpq sslmode)
 }
+
+// TLSConfig holds the cluster's credentials. By default they come from the
+// cluster key file (KeyFile: the cluster CA's certificate and key, created
+// by the agent that starts the cluster and copied to every other node);
+// each agent issues its own certificate from it. With CAFile, CertFile and
+// KeyFile all set, the user's own PKI supplies them instead.
+type TLSConfig struct {
+	ClusterKeyFile string // cluster.key.file, default DIR/CLUSTER.key
+	CAFile         string // tls.ca.file: CA certificate (PEM) that signs every node's certificate
+	CertFile       string // tls.cert.file: this node's certificate (PEM), valid for bind.address's IP
+	KeyFile        string // tls.key.file: its private key (PEM)
+}
+
+// OwnPKI reports whether the user supplies the certificates (tls.*).
+func (t TLSConfig) OwnPKI() bool { return t.CAFile != "" }
 
 // DCSConfig is how the agent reaches an external etcd cluster that others
 // run and that many pgfm clusters may share, each under /pgfm/CLUSTER/.

@@ -235,7 +235,7 @@ func TestWithoutDCSKeys(t *testing.T) {
 	if err != nil || len(warns) != 0 {
 		t.Fatalf("blank dcs keys: %v %v", err, warns)
 	}
-	blank.Dir, blank.PropertiesFile, blank.NodesFile = before.Dir, before.PropertiesFile, before.NodesFile
+	blank.Dir, blank.PropertiesFile, blank.NodesFile, blank.TLS = before.Dir, before.PropertiesFile, before.NodesFile, before.TLS
 	if !reflect.DeepEqual(blank, before) {
 		t.Errorf("blank dcs keys changed the config:\ngot  %+v\nwant %+v", blank, before)
 	}

@@ -112,6 +112,11 @@ func keyTable() []keySpec {
 		sup("is.witness", kindBool, "false", optional, "false", func(c *Config) any { return &c.IsWitness }),
 		sup("auto.allow.hosts", kindBool, "false", optional, "false", func(c *Config) any { return &c.AutoAllowHosts }),
 		sup("stable.nodes.file", kindBool, "false", optional, "false", func(c *Config) any { return &c.StableNodesFile }),
+		sup("cluster.key.file", kindPath, "", optional, "/etc/pgfm/main.key", func(c *Config) any { return &c.TLS.ClusterKeyFile }),
+		sup("tls.ca.file", kindPath, "", optional, "/etc/pgfm/ca.pem", func(c *Config) any { return &c.TLS.CAFile }),
+		sup("tls.cert.file", kindPath, "", optional, "/etc/pgfm/node.pem", func(c *Config) any { return &c.TLS.CertFile }),
+		sup("tls.key.file", kindPath, "", optional, "/etc/pgfm/node-key.pem", func(c *Config) any { return &c.TLS.KeyFile }),
+		sup("admin.max.connections", kindPositive, "64", optional, "64", func(c *Config) any { return &c.AdminMaxConnections }),
 		sup("enable.stop.cluster", kindBool, "true", optional, "true", func(c *Config) any { return &c.EnableStopCluster }),
 
 		// Timers, in seconds.
@@ -172,6 +177,7 @@ func keyTable() []keySpec {
 		sup("script.primary.isolated", kindCommand, "", optional, "/usr/local/bin/isolated.sh", func(c *Config) any { return &c.ScriptPrimaryIsolated }),
 		sup("script.resumed", kindCommand, "", optional, "/usr/local/bin/resumed.sh", func(c *Config) any { return &c.ScriptResumed }),
 		sup("script.timeout", kindSeconds, "30", optional, "30", func(c *Config) any { return &c.ScriptTimeout }),
+		sup("script.user", kindString, "", optional, "postgres", func(c *Config) any { return &c.ScriptUser }),
 
 		// Notifications.
 		sup("script.notification", kindCommand, "", optional, "/usr/local/bin/notify.sh", func(c *Config) any { return &c.ScriptNotification }),

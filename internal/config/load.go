@@ -39,6 +39,9 @@ func Load(dir, cluster string) (Config, []Warning, error) {
 	errs = append(errs, unjoin(perr)...)
 	sortProblems(errs)
 	c.Dir, c.PropertiesFile, c.NodesFile = dir, propsFile, nodesFile
+	if c.TLS.ClusterKeyFile == "" {
+		c.TLS.ClusterKeyFile = filepath.Join(dir, cluster+".key")
+	}
 
 	nodes, nerr := ReadNodes(nodesFile)
 	c.Nodes = nodes
@@ -285,6 +288,10 @@ func (l *loader) checkTogether(c Config, lines map[string]int) {
 		}
 	}
 	l.checkVIP(c, lines)
+	if t := c.TLS; (t.CAFile != "" || t.CertFile != "" || t.KeyFile != "") && (t.CAFile == "" || t.CertFile == "" || t.KeyFile == "") {
+		l.fail(lines["tls.ca.file"], "tls.ca.file", "tls.ca.file, tls.cert.file and tls.key.file go together (your own PKI: the CA, "+
+			"this node's certificate for its bind.address IP, and its key); set all three, or none to use the cluster key file (%s)", c.TLS.ClusterKeyFile)
+	}
 	if c.PrimaryHealthCheckPort > 65535 {
 		l.fail(lines["primary.health.check.port"], "primary.health.check.port", "%d is not a port; use 1 to 65535, or leave it empty to turn the listener off", c.PrimaryHealthCheckPort)
 	}

@@ -111,7 +111,9 @@ func TestLoadDefaults(t *testing.T) {
 		ScriptTimeout:       30 * time.Second,
 		FromEmail:           "pgfm@%h",
 		NotificationLevel:   "INFO",
+		AdminMaxConnections: 64,
 	}
+	want.TLS.ClusterKeyFile = filepath.Join(want.Dir, "c.key")
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
 	}
@@ -626,7 +628,7 @@ func TestEffective(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
 	}
-	if order[0] != "db.user" || len(eff) != 68 { // every supported key but dcs.password
+	if order[0] != "db.user" || len(eff) != 74 { // every supported key but dcs.password
 		t.Errorf("order %v", order)
 	}
 	for _, kv := range eff {
