@@ -62,7 +62,7 @@ func (a *Agent) Admit(ctx context.Context, req httpapi.JoinRequest, remoteIP str
 
 	a.joinMu.Lock()
 	defer a.joinMu.Unlock()
-	id, members, err := a.addLearner(ctx, "http://"+req.BindAddress)
+	id, members, err := a.addLearner(ctx, "https://"+req.BindAddress)
 	if err != nil {
 		return resp, err
 	}
@@ -83,8 +83,8 @@ func (a *Agent) Admit(ctx context.Context, req httpapi.JoinRequest, remoteIP str
 }
 
 // addLearner adds peerURL as a learner, reusing a learner added for the
-// same URL by an earlier attempt and replacing a started member of that
-// URL (the joiner lost its data, or it would restart instead of joining).
+// same URL by an earlier attempt (or replacing one that started); a voting
+// member of that URL is never replaced.
 func (a *Agent) addLearner(ctx context.Context, peerURL string) (uint64, []dcs.Member, error) {
 	list, err := a.members.Members(ctx)
 	if err != nil {
@@ -95,13 +95,27 @@ func (a *Agent) addLearner(ctx context.Context, peerURL string) (uint64, []dcs.M
 		switch {
 		case same && m.IsLearner && m.Name == "":
 			return m.ID, list, nil
-		case same:
-			a.log.Warn("replacing the old member of a node that rejoins without its data", "peer", peerURL)
+		case same && m.IsLearner:
+			// A learner that never started serving: the joiner's earlier
+			// attempt, which a new one replaces. No vote is lost.
+			a.log.Warn("replacing the learner of an earlier join attempt", "peer", peerURL)
 			if err := retryUnhealthy(ctx, func(ctx context.Context) error {
 				return a.members.RemoveMember(ctx, m.ID)
 			}); err != nil {
-				return 0, nil, httpapi.Errorf(http.StatusServiceUnavailable, "cannot remove the old member of %s: %v", peerURL, err)
+				return 0, nil, httpapi.Errorf(http.StatusServiceUnavailable, "cannot remove the old learner of %s: %v", peerURL, err)
 			}
+		case same:
+			// A join never removes a voter: whoever can reach this port
+			// from that address would otherwise take a vote away.
+			addr := strings.TrimPrefix(peerURL, "https://")
+			ip := addr
+			if ap, err := netip.ParseAddrPort(addr); err == nil {
+				ip = ap.Addr().String()
+			}
+			return 0, nil, httpapi.Errorf(http.StatusConflict,
+				"%s is already a voting member of cluster %q; a node that lost its state.dir must be removed first: run `pgfm disallow-node %s %s` "+
+					"and `pgfm allow-node %s %s` on a running member, then start its agent again",
+				addr, a.cfg.Cluster, a.cfg.Cluster, ip, a.cfg.Cluster, ip)
 		case m.IsLearner:
 			return 0, nil, httpapi.Errorf(http.StatusServiceUnavailable, "another node (%s) is joining; try again shortly", strings.Join(m.PeerURLs, ","))
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/pgfm/pgfm/internal/etcdmember"
 	"github.com/pgfm/pgfm/internal/hook"
 	"github.com/pgfm/pgfm/internal/httpapi"
+	"github.com/pgfm/pgfm/internal/pki"
 	"github.com/pgfm/pgfm/internal/postgres"
 	"github.com/pgfm/pgfm/internal/version"
 )
@@ -120,6 +121,12 @@ type Agent struct {
 	sync syncMemory
 
 	joinMu sync.Mutex // admissions through this member, one at a time
+
+	// creds are this node's certificate and the cluster's CA, set by the
+	// consensus start-up; the admin API serves TLS with them.
+	creds pki.Holder
+	// probes are the status reports' recent database observations.
+	probes recentProbes
 }
 
 // notificationQueue is how many notifications may wait for delivery; a
@@ -134,7 +141,7 @@ func New(cfg config.Config, log *slog.Logger) *Agent {
 		log:          log.With("cluster", cfg.Cluster, "node", self),
 		self:         self,
 		bind:         cfg.BindAddress.String(),
-		peerURL:      url.URL{Scheme: "http", Host: cfg.BindAddress.String()},
+		peerURL:      url.URL{Scheme: "https", Host: cfg.BindAddress.String()},
 		adminURL:     httpapi.URL(self, cfg.AdminPort),
 		fatal:        make(chan error, 4),
 		publishKick:  make(chan struct{}, 1),
@@ -249,6 +256,7 @@ func (a *Agent) prepare() (err error) {
 // serveAPI starts the HTTP API on bind.address's host at admin.port.
 func (a *Agent) serveAPI() (*httpapi.Server, error) {
 	srv := httpapi.NewServer(a, a.token, a.log)
+	srv.UseTLS(&a.creds, a.cfg.AdminMaxConnections)
 	l, err := net.Listen("tcp", net.JoinHostPort(a.self, strconv.Itoa(a.cfg.AdminPort)))
 	if err != nil {
 		return nil, fmt.Errorf("%w: admin API: %w (admin.port %d must be free on %s)", ErrRefused, err, a.cfg.AdminPort, a.self)
@@ -353,7 +361,7 @@ func (a *Agent) leave(waitForOthers, clean bool) {
 func (a *Agent) startConsensus(ctx context.Context) error {
 	j, err := consensus.Start(ctx, consensus.Node{
 		Config: a.cfg, Log: a.log, Self: a.self, Bind: a.bind, PeerURL: a.peerURL, AdminURL: a.adminURL,
-		LocalDB: a.observeLocal,
+		LocalDB: a.observeLocal, Creds: &a.creds,
 	})
 	if err != nil {
 		return err

@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -135,7 +137,7 @@ func (a *Agent) nodeReports(ctx context.Context, snap dcs.Snapshot) []cluster.No
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				nodes[i].Probe = a.observe(ctx, nodes[i].Address, ports[i], a.cfg.RemoteTimeout)
+				nodes[i].Probe = a.recentProbe(ctx, nodes[i].Address, ports[i])
 			}()
 		}
 		wg.Wait()
@@ -150,12 +152,52 @@ func (a *Agent) nodeReports(ctx context.Context, snap dcs.Snapshot) []cluster.No
 			rest = append(rest, i)
 		}
 	}
+	a.probes.round.Lock() // concurrent requests wait and reuse this round
 	probe(first)
 	probe(rest)
+	a.probes.round.Unlock()
 	for i := range nodes {
 		settleDB(&nodes[i])
 	}
 	return nodes
+}
+
+// probeFresh is how long a status probe of a database serves further
+// status requests: a flood of requests opens no more connections to the
+// databases than one request a second does.
+const probeFresh = time.Second
+
+// recentProbes are the status probes of the last probeFresh, by address
+// and port.
+type recentProbes struct {
+	round sync.Mutex // one probe round at a time
+	mu    sync.Mutex
+	byAt  map[string]timedObservation
+}
+
+type timedObservation struct {
+	at  time.Time
+	obs cluster.DBObservation
+}
+
+// recentProbe observes a node's database for a status report, or reuses
+// an observation younger than probeFresh.
+func (a *Agent) recentProbe(ctx context.Context, host string, port int) cluster.DBObservation {
+	key := net.JoinHostPort(host, strconv.Itoa(port))
+	a.probes.mu.Lock()
+	t, ok := a.probes.byAt[key]
+	a.probes.mu.Unlock()
+	if ok && time.Since(t.at) < probeFresh {
+		return t.obs
+	}
+	obs := a.observe(ctx, host, port, a.cfg.RemoteTimeout)
+	a.probes.mu.Lock()
+	if a.probes.byAt == nil {
+		a.probes.byAt = map[string]timedObservation{}
+	}
+	a.probes.byAt[key] = timedObservation{at: time.Now(), obs: obs}
+	a.probes.mu.Unlock()
+	return obs
 }
 
 // settleDB fills the DB column: the node's own published view when its

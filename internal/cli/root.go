@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/pgfm/pgfm/internal/agent"
 	"github.com/pgfm/pgfm/internal/config"
 	"github.com/pgfm/pgfm/internal/httpapi"
+	"github.com/pgfm/pgfm/internal/pki"
 	"github.com/pgfm/pgfm/internal/version"
 )
 
@@ -142,8 +144,33 @@ func (e *env) localClient(cfg config.Config, withToken bool) (*httpapi.Client, e
 		}
 		token = strings.TrimSpace(string(b))
 	}
+	creds, err := localCredentials(cfg)
+	if err != nil {
+		return nil, err
+	}
 	url := httpapi.URL(cfg.BindAddress.Addr().String(), cfg.AdminPort)
-	return httpapi.NewClient(url, token, "", cfg.RemoteTimeout+30*time.Second), nil
+	return httpapi.NewClient(url, token, "", cfg.RemoteTimeout+30*time.Second).WithTLS(creds.ClientConfig()), nil
+}
+
+// localCredentials are the agent's own certificate and the cluster's CA,
+// which the agent writes to state.dir (or the user's tls.* files): the
+// agent answers anything but health checks only over TLS to a
+// certificate of the cluster.
+func localCredentials(cfg config.Config) (*pki.Credentials, error) {
+	ca, cert, key := pki.FilesIn(cfg.StateDir)
+	if t := cfg.TLS; t.OwnPKI() {
+		ca, cert, key = t.CAFile, t.CertFile, t.KeyFile
+	}
+	creds, err := pki.LoadFiles(ca, cert, key, netip.Addr{})
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, notRunning(cfg, fmt.Errorf("no agent credentials at %s", cert))
+	case errors.Is(err, os.ErrPermission):
+		return nil, &ExitError{Code: 1, Err: fmt.Errorf("cannot read the agent's credentials (%v); run this command as root or as the agent's user", err)}
+	case err != nil:
+		return nil, &ExitError{Code: 1, Err: fmt.Errorf("the agent's credentials: %v", err)}
+	}
+	return creds, nil
 }
 
 // explain turns a client error into what the user should do.

@@ -9,6 +9,8 @@ package consensus
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -25,6 +27,7 @@ import (
 	"github.com/pgfm/pgfm/internal/dcs"
 	"github.com/pgfm/pgfm/internal/etcdmember"
 	"github.com/pgfm/pgfm/internal/httpapi"
+	"github.com/pgfm/pgfm/internal/pki"
 	"github.com/pgfm/pgfm/internal/version"
 )
 
@@ -49,6 +52,9 @@ type Node struct {
 	// LocalDB observes the local database: only a running primary may
 	// start a cluster.
 	LocalDB func(ctx context.Context) cluster.DBObservation
+	// Creds receives this node's credentials as soon as they are known
+	// (the agent's API serves TLS with them).
+	Creds *pki.Holder
 }
 
 // Joined is this node's place in the consensus: the embedded member (nil
@@ -65,6 +71,7 @@ type starter struct {
 	self, bind, adminURL string
 	peerURL              url.URL
 	localDB              func(ctx context.Context) cluster.DBObservation
+	creds                *pki.Holder
 	member               *etcdmember.Member
 	store                *dcs.Store
 }
@@ -72,7 +79,10 @@ type starter struct {
 // Start brings the node in; on an error nothing it started is left
 // running.
 func Start(ctx context.Context, n Node) (Joined, error) {
-	s := &starter{cfg: n.Config, log: n.Log, self: n.Self, bind: n.Bind, adminURL: n.AdminURL, peerURL: n.PeerURL, localDB: n.LocalDB}
+	s := &starter{cfg: n.Config, log: n.Log, self: n.Self, bind: n.Bind, adminURL: n.AdminURL, peerURL: n.PeerURL, localDB: n.LocalDB, creds: n.Creds}
+	if s.creds == nil {
+		s.creds = &pki.Holder{}
+	}
 	if err := s.start(ctx); err != nil {
 		s.close()
 		return Joined{}, err
@@ -127,6 +137,9 @@ func (s *starter) start(ctx context.Context) error {
 		// its configuration checks.
 		mc.State = "existing"
 		mc.InitialCluster = s.bind + "=" + s.peerURL.String()
+		if err := s.credentials(false); err != nil {
+			return err
+		}
 		if err := s.startMember(ctx, mc); err != nil {
 			return err
 		}
@@ -137,6 +150,9 @@ func (s *starter) start(ctx context.Context) error {
 		// A data dir without a WAL is the rest of a failed attempt.
 		if err := os.RemoveAll(mc.DataDir); err != nil {
 			return fmt.Errorf("state.dir: %w", err)
+		}
+		if err := s.credentials(false); err != nil {
+			return err
 		}
 		return s.join(ctx, mc, peers)
 	}
@@ -165,6 +181,9 @@ func (s *starter) bootstrap(ctx context.Context, mc etcdmember.Config) error {
 	if obs.InRecovery {
 		return fmt.Errorf("%w: cannot start a new cluster on a standby (the local database is in recovery): start the primary's agent first, then list its bind.address in %s",
 			ErrRefused, s.cfg.NodesFile)
+	}
+	if err := s.credentials(true); err != nil {
+		return err
 	}
 	mc.State = "new"
 	mc.InitialCluster = s.bind + "=" + s.peerURL.String()
@@ -237,7 +256,8 @@ func (s *starter) askToJoin(ctx context.Context, req httpapi.JoinRequest, peers 
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		for _, p := range peers {
-			c := httpapi.NewClient(httpapi.URL(p, s.cfg.AdminPort), "", s.self, s.cfg.RemoteTimeout+5*time.Second)
+			c := httpapi.NewClient(httpapi.URL(p, s.cfg.AdminPort), "", s.self, s.cfg.RemoteTimeout+5*time.Second).
+				WithTLS(s.creds.Get().ClientConfig())
 			resp, err := c.Join(ctx, req)
 			if err == nil {
 				return resp, nil
@@ -245,6 +265,13 @@ func (s *starter) askToJoin(ctx context.Context, req httpapi.JoinRequest, peers 
 			var apiErr *httpapi.Error
 			if errors.As(err, &apiErr) && apiErr.Status != http.StatusServiceUnavailable {
 				return resp, fmt.Errorf("%w: member %s refused to admit this node: %s", ErrRefused, p, apiErr.Msg)
+			}
+			var unknownCA x509.UnknownAuthorityError
+			var badCert tls.AlertError
+			if errors.As(err, &unknownCA) || (errors.As(err, &badCert) && badCert == 42) {
+				// 42: bad_certificate, the member's answer to ours.
+				return resp, fmt.Errorf("%w: member %s is not of this node's cluster key (%v): copy %s from a running member of the cluster again (or check tls.ca.file)",
+					ErrRefused, p, err, s.cfg.TLS.ClusterKeyFile)
 			}
 			lastErr = err
 			if attempt%10 == 0 {
@@ -263,8 +290,52 @@ func (s *starter) askToJoin(ctx context.Context, req httpapi.JoinRequest, peers 
 	}
 }
 
+// credentials loads this node's credentials (creating the cluster key
+// when create: only the node that starts a cluster does) and hands them
+// to the agent.
+func (s *starter) credentials(create bool) error {
+	if s.creds.Get() != nil {
+		return nil
+	}
+	ip := s.cfg.BindAddress.Addr()
+	t := s.cfg.TLS
+	if t.OwnPKI() {
+		c, err := pki.LoadFiles(t.CAFile, t.CertFile, t.KeyFile, ip)
+		if err != nil {
+			return fmt.Errorf("%w: tls.ca.file, tls.cert.file, tls.key.file: %w", ErrRefused, err)
+		}
+		s.creds.Set(c)
+		return nil
+	}
+	k, err := pki.LoadClusterKey(t.ClusterKeyFile)
+	switch {
+	case errors.Is(err, os.ErrNotExist) && create:
+		if k, err = pki.NewClusterKey(s.cfg.Cluster); err != nil {
+			return err
+		}
+		if err := pki.WriteClusterKey(t.ClusterKeyFile, k); err != nil {
+			return fmt.Errorf("%w: cannot create the cluster key: %w (set cluster.key.file to a path the agent may write)", ErrRefused, err)
+		}
+		s.log.Warn("created the cluster key; copy it to every other node of the cluster (mode 0600, owned by the agent's user) before their first start", "file", t.ClusterKeyFile)
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%w: this node has no cluster key at %s: copy %s from a running member (its agent created it when the cluster started) "+
+			"to this path, owned by the agent's user with mode 0600, or set cluster.key.file; see docs/security.md",
+			ErrRefused, t.ClusterKeyFile, filepath.Base(t.ClusterKeyFile))
+	case err != nil:
+		return fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	c, err := pki.FromClusterKey(k, ip, s.cfg.Cluster, s.cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	s.creds.Set(c)
+	return nil
+}
+
 // startMember starts the member and waits until it serves as a voter.
 func (s *starter) startMember(ctx context.Context, mc etcdmember.Config) error {
+	c := s.creds.Get()
+	mc.PeerCAFile, mc.PeerCertFile, mc.PeerKeyFile = c.CAFile, c.CertFile, c.KeyFile
 	m, err := etcdmember.Start(mc)
 	if err != nil {
 		return err
@@ -349,6 +420,9 @@ func (s *starter) useExternal(ctx context.Context) error {
 		return fmt.Errorf("%w: %w (check dcs.endpoints, dcs.user, dcs.password and the TLS files in %s)", ErrRefused, err, s.cfg.PropertiesFile)
 	}
 	s.store = store
+	if err := s.credentials(true); err != nil {
+		return err
+	}
 	s.log.Info("using an external etcd", "endpoints", where)
 	deadline := time.Now().Add(joinPatience)
 	for attempt := 0; ; attempt++ {

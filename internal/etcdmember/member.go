@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -37,6 +38,11 @@ type Config struct {
 	InitialCluster string
 	State          string
 	Token          string
+
+	// Peer TLS (PEM files): with them, the peer URL is https:// and a
+	// peer must present a certificate of CAFile's CA (mutual TLS), so
+	// nobody else can read or write the cluster's consensus.
+	PeerCAFile, PeerCertFile, PeerKeyFile string
 
 	TickMs, ElectionMs uint
 	// LogLevel of etcd's own logger ("error" by default): etcd is chatty.
@@ -110,6 +116,16 @@ func embedConfig(cfg Config) (*embed.Config, zap.AtomicLevel, error) {
 	ec.SnapshotCount = 10000
 	ec.QuotaBackendBytes = 256 << 20
 	ec.ListenMetricsUrls = nil
+	if cfg.PeerCertFile != "" {
+		ec.PeerTLSInfo = transport.TLSInfo{
+			CertFile: cfg.PeerCertFile, KeyFile: cfg.PeerKeyFile, TrustedCAFile: cfg.PeerCAFile,
+			ClientCertAuth: true, ClientCertFile: cfg.PeerCertFile, ClientKeyFile: cfg.PeerKeyFile,
+			// etcd would also match a peer certificate's IP against the
+			// connection's source, which is not the peer's bind.address
+			// on a host with several addresses. The CA is the proof.
+			SkipClientSANVerify: true,
+		}
+	}
 	level := cfg.LogLevel
 	if level == "" {
 		level = "error"

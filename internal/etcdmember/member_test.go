@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/pgfm/pgfm/internal/pki"
 )
 
 func freeAddr(t *testing.T) string {
@@ -33,12 +36,26 @@ func shortDir(t *testing.T) string {
 	return d
 }
 
+// testKey is the cluster key of every member these tests start.
+var testKey = func() pki.ClusterKey {
+	k, err := pki.NewClusterKey("test")
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
 func startMember(t *testing.T, name, peer, initial, state, token string) (*Member, *clientv3.Client) {
 	t.Helper()
 	dir := shortDir(t)
+	creds, err := pki.FromClusterKey(testKey, netip.MustParseAddrPort(peer).Addr(), "test", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	m, err := Start(Config{
-		Name: name, DataDir: dir + "/etcd", PeerURL: url.URL{Scheme: "http", Host: peer},
+		Name: name, DataDir: dir + "/etcd", PeerURL: url.URL{Scheme: "https", Host: peer},
 		ClientSocket: dir + "/etcd.sock", InitialCluster: initial, State: state, Token: token,
+		PeerCAFile: creds.CAFile, PeerCertFile: creds.CertFile, PeerKeyFile: creds.KeyFile, LogLevel: os.Getenv("ETCD_LOG"),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +75,7 @@ func TestBootstrapAndJoinAsLearner(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	p1 := freeAddr(t)
-	m1, c1 := startMember(t, "n1", p1, "n1=http://"+p1, "new", "tok")
+	m1, c1 := startMember(t, "n1", p1, "n1=https://"+p1, "new", "tok")
 	if err := m1.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +87,7 @@ func TestBootstrapAndJoinAsLearner(t *testing.T) {
 	var add *clientv3.MemberAddResponse
 	var err error
 	for add == nil {
-		add, err = c1.MemberAddAsLearner(ctx, []string{"http://" + p2})
+		add, err = c1.MemberAddAsLearner(ctx, []string{"https://" + p2})
 		if err != nil && !strings.Contains(err.Error(), "unhealthy") {
 			t.Fatal(err)
 		}

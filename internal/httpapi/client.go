@@ -3,11 +3,13 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/pgfm/pgfm/internal/cluster"
@@ -29,6 +31,14 @@ func NewClient(baseURL, token, localIP string, timeout time.Duration) *Client {
 	}
 	tr := &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}
 	return &Client{BaseURL: baseURL, Token: token, HTTP: &http.Client{Transport: tr, Timeout: timeout}}
+}
+
+// WithTLS makes c speak TLS with conf (this node's certificate, the
+// cluster's CA) to an https:// address of the same agent.
+func (c *Client) WithTLS(conf *tls.Config) *Client {
+	c.HTTP.Transport.(*http.Transport).TLSClientConfig = conf
+	c.BaseURL = strings.Replace(c.BaseURL, "http://", "https://", 1)
+	return c
 }
 
 // UnreachableError: the agent did not answer at all.

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/pgfm/pgfm/internal/pki"
 )
 
 // OperationWait bounds how long a promote request waits for the operation
@@ -26,11 +29,19 @@ type Server struct {
 	token   string
 	log     *slog.Logger
 	srv     *http.Server
+	routes  http.Handler // every endpoint, unguarded (tests drive it)
+
+	creds    *pki.Holder
+	maxConns int
 }
 
-// NewServer builds the handler set; token guards admin operations.
+// DefaultMaxConnections caps admin.port's connections unless UseTLS says.
+const DefaultMaxConnections = 64
+
+// NewServer builds the handler set; token guards admin operations. Until
+// UseTLS, only the load balancers' endpoints answer.
 func NewServer(b Backend, token string, log *slog.Logger) *Server {
-	s := &Server{backend: b, token: token, log: log}
+	s := &Server{backend: b, token: token, log: log, maxConns: DefaultMaxConnections}
 	mux := http.NewServeMux()
 	// Health endpoints for load balancers (health.go); GET also serves HEAD.
 	mux.HandleFunc("GET /health", s.health)
@@ -51,8 +62,9 @@ func NewServer(b Backend, token string, log *slog.Logger) *Server {
 	mux.HandleFunc("POST /v1/maintenance", s.admin(s.maintenance))
 	mux.HandleFunc("POST /v1/create-standby", s.admin(s.createStandby))
 	mux.HandleFunc("POST /v1/reset-members", s.admin(s.resetMembers))
+	s.routes = mux
 	s.srv = &http.Server{
-		Handler:           mux,
+		Handler:           guard(mux),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      2*OperationWait + 10*time.Second,
@@ -61,9 +73,30 @@ func NewServer(b Backend, token string, log *slog.Logger) *Server {
 	return s
 }
 
-// Serve answers on l until Close.
+// UseTLS serves every endpoint to TLS clients that present a certificate
+// of the cluster (creds, once set), and caps connections at maxConns.
+func (s *Server) UseTLS(creds *pki.Holder, maxConns int) {
+	s.creds = creds
+	if maxConns > 0 {
+		s.maxConns = maxConns
+	}
+}
+
+func (s *Server) tlsConfig() *tls.Config {
+	if s.creds == nil {
+		return nil
+	}
+	c := s.creds.Get()
+	if c == nil {
+		return nil
+	}
+	return c.ServerConfig()
+}
+
+// Serve answers on l until Close: plain HTTP for load balancers, TLS for
+// the rest (listen.go).
 func (s *Server) Serve(l net.Listener) error {
-	err := s.srv.Serve(l)
+	err := s.srv.Serve(newSortingListener(l, s.tlsConfig, s.maxConns))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -112,6 +145,13 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if !pki.PeerNames(r.TLS, req.Address) {
+		err := Errorf(http.StatusForbidden, "join request for %s: the certificate presented does not name that address; "+
+			"the joining agent issues its own from the cluster key (cluster.key.file) or presents tls.cert.file, which must name its bind.address IP", req.Address)
+		s.log.Warn("join refused", "from", r.RemoteAddr, "address", req.Address, "err", err)
+		writeError(w, err)
+		return
+	}
 	resp, err := s.backend.Admit(r.Context(), req, host)
 	if err != nil {
 		s.log.Warn("join refused", "from", r.RemoteAddr, "address", req.Address, "cluster", req.Cluster, "err", err)

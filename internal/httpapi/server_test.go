@@ -166,7 +166,7 @@ func newTestServer(t *testing.T) (*fakeBackend, *httptest.Server) {
 	t.Helper()
 	f := &fakeBackend{}
 	s := NewServer(f, token, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	ts := httptest.NewServer(s.srv.Handler)
+	ts := httptest.NewServer(s.routes)
 	t.Cleanup(ts.Close)
 	return f, ts
 }
@@ -242,7 +242,7 @@ func TestAdminRefusedLeavesBackendAlone(t *testing.T) {
 // sending "Bearer " with an empty token.
 func TestAdminEmptyServerToken(t *testing.T) {
 	s := NewServer(&fakeBackend{}, "", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	ts := httptest.NewServer(s.srv.Handler)
+	ts := httptest.NewServer(s.routes)
 	defer ts.Close()
 	req, _ := http.NewRequest(http.MethodPost, ts.URL+"/v1/stop-cluster", nil)
 	req.Header.Set("Authorization", "Bearer ")
@@ -267,7 +267,12 @@ func TestBackendErrorReachesClient(t *testing.T) {
 		"report":       func() error { _, err := c.Report(context.Background()); return err },
 		"node":         func() error { _, err := c.NodeStatus(context.Background()); return err },
 		"replication":  func() error { _, err := c.Replication(context.Background()); return err },
-		"join":         func() error { _, err := c.Join(context.Background(), JoinRequest{Cluster: "main"}); return err },
+		"join": func() error {
+			url, creds := newSecureServer(t, f, 8)
+			c := NewClient(url, "", "", 5*time.Second).WithTLS(creds.ClientConfig())
+			_, err := c.Join(context.Background(), JoinRequest{Cluster: "main", Address: "127.0.0.1"})
+			return err
+		},
 	}
 	for name, call := range calls {
 		err := call()
@@ -405,8 +410,9 @@ func TestMethods(t *testing.T) {
 }
 
 func TestJoinPassesConnectionIP(t *testing.T) {
-	f, ts := newTestServer(t)
-	c := NewClient(ts.URL, "", "127.0.0.1", 5*time.Second)
+	f := &fakeBackend{}
+	url, creds := newSecureServer(t, f, 8)
+	c := NewClient(url, "", "127.0.0.1", 5*time.Second).WithTLS(creds.ClientConfig())
 	resp, err := c.Join(context.Background(), JoinRequest{Cluster: "main", Address: "127.0.0.1", BindAddress: "127.0.0.1:7800"})
 	if err != nil {
 		t.Fatal(err)

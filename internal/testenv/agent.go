@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	clusterpki "github.com/pgfm/pgfm/internal/pki"
 )
 
 // BinaryEnv names a prebuilt pgfm binary to test (make bench sets it);
@@ -116,6 +118,7 @@ type AgentCluster struct {
 	bin   string
 	base  string
 	t     testing.TB
+	key   []byte // the cluster key every node gets, as an operator copies it
 }
 
 // AgentOptions shapes a test cluster.
@@ -171,8 +174,24 @@ func (c *AgentCluster) newNode(name, cluster, host string, bindPort, adminPort i
 			c.t.Fatal(err)
 		}
 	}
+	if c.key == nil {
+		k, err := clusterpki.NewClusterKey(c.Name)
+		if err == nil {
+			c.key, err = k.PEM()
+		}
+		if err != nil {
+			c.t.Fatalf("testenv: cluster key: %v", err)
+		}
+	}
+	if err := os.WriteFile(n.ClusterKeyFile(), c.key, 0o600); err != nil {
+		c.t.Fatal(err)
+	}
 	return n
 }
+
+// ClusterKeyFile is the node's copy of the cluster key (cluster.key.file's
+// default), written before the node starts, as an operator copies it.
+func (n *Node) ClusterKeyFile() string { return filepath.Join(n.ConfigDir, n.Cluster+".key") }
 
 // AddNode adds a node on a new host (a witness, or an agent of another
 // cluster name when cluster is set) that is not started.
