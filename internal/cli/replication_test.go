@@ -2,16 +2,19 @@ package cli
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/pgfm/pgfm/internal/httpapi"
+	"github.com/pgfm/pgfm/internal/pki"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -153,12 +156,25 @@ func serveReplication(t *testing.T, rep httpapi.ReplicationReport) string {
 		}
 		json.NewEncoder(w).Encode(rep)
 	})
-	srv := &http.Server{Handler: mux}
-	go srv.Serve(l)
+	// The agent answers only over TLS to a certificate of the cluster,
+	// which the command finds in state.dir.
+	state := t.TempDir()
+	k, err := pki.NewClusterKey("main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := pki.FromClusterKey(k, netip.MustParseAddr("127.0.0.1"), "main", state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := creds.ServerConfig()
+	conf.ClientAuth = tls.RequireAndVerifyClientCert
+	srv := &http.Server{Handler: mux, TLSConfig: conf}
+	go srv.ServeTLS(l, "", "")
 	t.Cleanup(func() { srv.Close() })
 	dir := t.TempDir()
 	props := fmt.Sprintf("db.user=postgres\ndb.port=5432\ndb.database=postgres\ndb.data.dir=/tmp/x\nbind.address=127.0.0.1:%d\nadmin.port=%d\nstate.dir=%s\n",
-		freePort(t), l.Addr().(*net.TCPAddr).Port, t.TempDir())
+		freePort(t), l.Addr().(*net.TCPAddr).Port, state)
 	if err := os.WriteFile(filepath.Join(dir, "main.properties"), []byte(props), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -35,10 +35,23 @@ const (
 	clockSkew    = time.Hour
 )
 
-// ClusterKey is the cluster's CA: whoever holds it is a member.
+// ClusterKey is the cluster's CA: whoever holds it is a member. Trusted
+// are further CA certificates accepted from peers while the cluster key
+// is being replaced (Rotation).
 type ClusterKey struct {
-	Cert *x509.Certificate
-	Key  crypto.Signer
+	Cert    *x509.Certificate
+	Key     crypto.Signer
+	Trusted []*x509.Certificate
+}
+
+// Pool is every CA certificate the key trusts.
+func (k ClusterKey) Pool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(k.Cert)
+	for _, c := range k.Trusted {
+		pool.AddCert(c)
+	}
+	return pool
 }
 
 // NewClusterKey makes a CA for cluster.
@@ -73,7 +86,27 @@ func (k ClusterKey) PEM() ([]byte, error) {
 		return nil, err
 	}
 	out := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: k.Cert.Raw})
-	return append(out, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})...), nil
+	out = append(out, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})...)
+	for _, c := range k.Trusted {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return out, nil
+}
+
+// Rotation is how a cluster moves from key old to key next without a
+// moment when two running agents do not trust each other: every node
+// gets each step's file in turn, and every agent restarts (one at a
+// time) between steps.
+//
+//	1: old key, trusting next too (all still issue from old)
+//	2: next key, trusting old too (all issue from next, old still works)
+//	3: next key alone
+func Rotation(old, next ClusterKey) [3]ClusterKey {
+	return [3]ClusterKey{
+		{Cert: old.Cert, Key: old.Key, Trusted: []*x509.Certificate{next.Cert}},
+		{Cert: next.Cert, Key: next.Key, Trusted: []*x509.Certificate{old.Cert}},
+		{Cert: next.Cert, Key: next.Key},
+	}
 }
 
 // WriteClusterKey creates path with k, readable by its owner only. It
@@ -87,9 +120,11 @@ func WriteClusterKey(path string, k ClusterKey) error {
 	return writeNew(path, data)
 }
 
-// ParseClusterKey reads a key file's content.
+// ParseClusterKey reads a key file's content: CA certificates and one
+// private key, which must belong to one of them.
 func ParseClusterKey(data []byte) (ClusterKey, error) {
 	var k ClusterKey
+	var certs []*x509.Certificate
 	for {
 		var b *pem.Block
 		b, data = pem.Decode(data)
@@ -100,10 +135,16 @@ func ParseClusterKey(data []byte) (ClusterKey, error) {
 		case "CERTIFICATE":
 			c, err := x509.ParseCertificate(b.Bytes)
 			if err != nil {
-				return k, fmt.Errorf("its certificate: %w", err)
+				return k, fmt.Errorf("a certificate: %w", err)
 			}
-			k.Cert = c
+			if !c.IsCA {
+				return k, fmt.Errorf("certificate %q is not a CA certificate", c.Subject.CommonName)
+			}
+			certs = append(certs, c)
 		case "PRIVATE KEY", "EC PRIVATE KEY":
+			if k.Key != nil {
+				return k, errors.New("it holds more than one private key")
+			}
 			key, err := parseKey(b)
 			if err != nil {
 				return k, err
@@ -111,13 +152,18 @@ func ParseClusterKey(data []byte) (ClusterKey, error) {
 			k.Key = key
 		}
 	}
-	switch {
-	case k.Cert == nil || k.Key == nil:
+	if len(certs) == 0 || k.Key == nil {
 		return k, errors.New("it does not hold a CA certificate and its private key (PEM)")
-	case !k.Cert.IsCA:
-		return k, errors.New("its certificate is not a CA certificate")
-	case !publicKeysEqual(k.Cert.PublicKey, k.Key.Public()):
-		return k, errors.New("its private key does not belong to its certificate")
+	}
+	for _, c := range certs {
+		if k.Cert == nil && publicKeysEqual(c.PublicKey, k.Key.Public()) {
+			k.Cert = c
+		} else {
+			k.Trusted = append(k.Trusted, c)
+		}
+	}
+	if k.Cert == nil {
+		return k, errors.New("its private key belongs to none of its certificates")
 	}
 	return k, nil
 }
@@ -237,14 +283,19 @@ func FromClusterKey(k ClusterKey, ip netip.Addr, cluster, stateDir string) (*Cre
 		path string
 		typ  string
 		der  []byte
-	}{{ca, "CERTIFICATE", k.Cert.Raw}, {certFile, "CERTIFICATE", cert.Certificate[0]}, {keyFile, "PRIVATE KEY", keyDER}} {
+	}{{certFile, "CERTIFICATE", cert.Certificate[0]}, {keyFile, "PRIVATE KEY", keyDER}} {
 		if err := replace(f.path, pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der})); err != nil {
 			return nil, fmt.Errorf("write %s: %w", f.path, err)
 		}
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(k.Cert)
-	return &Credentials{CA: pool, Cert: cert, CAFile: ca, CertFile: certFile, KeyFile: keyFile}, nil
+	var bundle []byte
+	for _, c := range append([]*x509.Certificate{k.Cert}, k.Trusted...) {
+		bundle = append(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	if err := replace(ca, bundle); err != nil {
+		return nil, fmt.Errorf("write %s: %w", ca, err)
+	}
+	return &Credentials{CA: k.Pool(), Cert: cert, CAFile: ca, CertFile: certFile, KeyFile: keyFile}, nil
 }
 
 // LoadFiles reads credentials from PEM files: the user's own PKI
@@ -352,6 +403,10 @@ func replace(path string, data []byte) error {
 		os.Remove(tmp)
 	}
 	return werr
+}
+
+func pemBlock(typ string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
 }
 
 func parseKey(b *pem.Block) (crypto.Signer, error) {
