@@ -121,6 +121,8 @@ for i in 1 2 3; do
   step "pgfm agent on the $n: allowed first, then it joins through the primary"
   echo "\$ pgfm allow-node $CLUSTER ${HOSTS[$i]}    # on the primary"
   pgfm primary allow-node "$CLUSTER" "${HOSTS[$i]}"
+  echo "\$ scp primary:/etc/pgfm/$CLUSTER.key /etc/pgfm/    # the cluster key, created by the primary's agent (mode 0600)"
+  install -m 600 "$DIR/primary/etc/$CLUSTER.key" "$DIR/$n/etc/$CLUSTER.key"
   echo "${HOSTS[0]}:$BINDPORT" >"$DIR/$n/etc/$CLUSTER.nodes"
   start_agent "$n"
 done

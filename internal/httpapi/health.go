@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"crypto/tls"
 	"context"
 	"errors"
 	"fmt"
@@ -249,8 +250,9 @@ func NewHealthCheckServer(b HealthReporter, log *slog.Logger) *HealthServer {
 }
 
 // Serve answers on l until Close.
+// Connections are capped as on admin.port; it speaks no TLS.
 func (s *HealthServer) Serve(l net.Listener) error {
-	err := s.srv.Serve(l)
+	err := s.srv.Serve(newSortingListener(l, func() *tls.Config { return nil }, DefaultMaxConnections))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
