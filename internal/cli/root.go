@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -150,7 +151,9 @@ func (e *env) localClient(cfg config.Config, withToken bool) (*httpapi.Client, e
 		return nil, err
 	}
 	url := httpapi.URL(cfg.BindAddress.Addr().String(), cfg.AdminPort)
-	return httpapi.NewClient(url, token, "", cfg.RemoteTimeout+30*time.Second).WithTLS(creds.ClientConfig()), nil
+	// From the node's own address, as the agent's peers: connections
+	// from elsewhere on the host share no per-address allowance with it.
+	return httpapi.NewClient(url, token, cfg.BindAddress.Addr().String(), cfg.RemoteTimeout+30*time.Second).WithTLS(creds.ClientConfig()), nil
 }
 
 // localCredentials are the agent's own certificate and the cluster's CA,
@@ -177,8 +180,14 @@ func localCredentials(cfg config.Config) (*pki.Credentials, error) {
 // explain turns a client error into what the user should do.
 func explain(cfg config.Config, err error) error {
 	var un *httpapi.UnreachableError
-	if errors.As(err, &un) {
+	switch {
+	case errors.As(err, &un) && errors.Is(err, syscall.ECONNREFUSED):
 		return notRunning(cfg, err)
+	case errors.As(err, &un):
+		// It listens, but closed or did not answer: busy, not gone.
+		return &ExitError{Code: 1, Err: fmt.Errorf(
+			"the pgfm agent of cluster %s did not answer (%v); it may be stuck, or admin.port %d may be flooded (admin.max.connections); see its log",
+			cfg.Cluster, err, cfg.AdminPort)}
 	}
 	return &ExitError{Code: 1, Err: err}
 }
