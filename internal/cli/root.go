@@ -105,6 +105,7 @@ Every command but "agent" talks to the agent running on this node.`,
 		replicationStatusCmd(e),
 		createStandbyCmd(e),
 		resetMembersCmd(e),
+		encryptCmd(e),
 	)
 	return root
 }

@@ -58,6 +58,11 @@ type Config struct {
 	// AdminMaxConnections caps the admin.port connections served at once
 	// (admin.max.connections, default 64, pgfm's own).
 	AdminMaxConnections int
+	// EncryptAgentMessages is encrypt.agent.messages as written (default
+	// true). It changes nothing: pgfm always authenticates and encrypts
+	// agent traffic with TLS (docs/security.md), so false is accepted for
+	// EFM files' sake, without a warning.
+	EncryptAgentMessages bool
 
 	ApplicationName  string       // application.name
 	LockDir          string       // lock.dir, default /run/lock/pgfm
@@ -129,7 +134,39 @@ type DB struct {
 	DataDir      string // db.data.dir (required on database nodes); absolute
 	ConfigDir    string // db.config.dir, default = DataDir
 	SSLMode      string // jdbc.sslmode: disable | require | verify-ca | verify-full (libpq sslmode)
+
+	// Password is db.password.encrypted, decrypted by Load with the
+	// cluster name (package secret); "" when not set, or when
+	// script.db.password is set (EFM ignores it then too). Never logged:
+	// String hides it and Effective leaves it out.
+	Password string
+	// PasswordScript is script.db.password: a command line whose standard
+	// output is the password (EFM 5.4), run at agent start and again after
+	// an authentication failure, at most every PasswordRetry
+	// (script.db.password.retry, default 10s); "" = none.
+	PasswordScript string
+	PasswordRetry  time.Duration
+	// PasswordScriptEncrypted (script.db.password.encrypted, default
+	// false): the script prints a value of `pgfm encrypt`, not the
+	// password itself.
+	PasswordScriptEncrypted bool
 }
+
+// String prints the settings with the password hidden, so that printing a
+// Config (%v, %+v, slog) never shows it.
+func (d DB) String() string {
+	pw := ""
+	if d.Password != "" {
+		pw = "(hidden)"
+	}
+	return fmt.Sprintf("{User:%s Port:%d Database:%s ServiceOwner:%s Bin:%s DataDir:%s ConfigDir:%s SSLMode:%s "+
+		"Password:%s PasswordScript:%s PasswordRetry:%s PasswordScriptEncrypted:%t}",
+		d.User, d.Port, d.Database, d.ServiceOwner, d.Bin, d.DataDir, d.ConfigDir, d.SSLMode,
+		pw, d.PasswordScript, d.PasswordRetry, d.PasswordScriptEncrypted)
+}
+
+// GoString hides the password from %#v too.
+func (d DB) GoString() string { return "config.DB" + d.String() }
 
 // TLSConfig holds the cluster's credentials. By default they come from the
 // cluster key file (KeyFile: the cluster CA's certificate and key, created
@@ -221,11 +258,12 @@ func location(file string, line int, key string) string {
 
 // Effective returns the effective settings as ordered key/value pairs with
 // EFM property names, for logging once at start. Only supported keys are
-// listed, and not secrets (dcs.password), so that no password can appear.
+// listed, and not secrets (dcs.password, db.password.encrypted), so that
+// no password can appear.
 func (c Config) Effective() [][2]string {
 	var out [][2]string
 	for _, k := range newKeyIndex().list {
-		if k.status != supported || k.kind == kindSecret {
+		if k.status != supported || k.kind == kindSecret || k.kind == kindEncrypted {
 			continue
 		}
 		out = append(out, [2]string{k.name, formatField(k.kind, k.field(&c))})

@@ -38,6 +38,7 @@ const (
 	kindSecret             // a string Effective never logs (a password)
 	kindSyncMode           // synchronous.mode: off, on or strict
 	kindPositive           // integer >= 1
+	kindEncrypted          // a value of `pgfm encrypt` (package secret): decrypted by Load, never logged
 )
 
 // need says on which kind of node a key must be set.
@@ -84,10 +85,6 @@ func todoOff(name string, off ...string) keySpec {
 	return keySpec{name: name, status: notImplemented, off: off}
 }
 
-func todoHint(name, hint string) keySpec {
-	return keySpec{name: name, status: notImplemented, note: hint}
-}
-
 func na(name, reason string) keySpec { return keySpec{name: name, status: notApplicable, note: reason} }
 
 func old(name, target string) keySpec { return keySpec{name: name, status: alias, target: target} }
@@ -100,6 +97,10 @@ func keyTable() []keySpec {
 		sup("db.user", kindString, "", everyNode, "postgres", func(c *Config) any { return &c.DB.User }),
 		sup("db.port", kindPort, "", everyNode, "5432", func(c *Config) any { return &c.DB.Port }),
 		sup("db.database", kindString, "", everyNode, "postgres", func(c *Config) any { return &c.DB.Database }),
+		sup("db.password.encrypted", kindEncrypted, "", optional, "", func(c *Config) any { return &c.DB.Password }),
+		sup("script.db.password", kindCommand, "", optional, "/usr/local/bin/db_password.sh", func(c *Config) any { return &c.DB.PasswordScript }),
+		sup("script.db.password.retry", kindSeconds, "10", optional, "10", func(c *Config) any { return &c.DB.PasswordRetry }),
+		sup("script.db.password.encrypted", kindBool, "false", optional, "false", func(c *Config) any { return &c.DB.PasswordScriptEncrypted }),
 		sup("db.service.owner", kindString, "postgres", optional, "postgres", func(c *Config) any { return &c.DB.ServiceOwner }),
 		sup("db.bin", kindPath, "", optional, "/usr/lib/postgresql/17/bin", func(c *Config) any { return &c.DB.Bin }),
 		sup("db.data.dir", kindPath, "", databaseNode, "/var/lib/postgresql/17/main", func(c *Config) any { return &c.DB.DataDir }),
@@ -117,6 +118,7 @@ func keyTable() []keySpec {
 		sup("tls.cert.file", kindPath, "", optional, "/etc/pgfm/node.pem", func(c *Config) any { return &c.TLS.CertFile }),
 		sup("tls.key.file", kindPath, "", optional, "/etc/pgfm/node-key.pem", func(c *Config) any { return &c.TLS.KeyFile }),
 		sup("admin.max.connections", kindPositive, "64", optional, "64", func(c *Config) any { return &c.AdminMaxConnections }),
+		sup("encrypt.agent.messages", kindBool, "true", optional, "true", func(c *Config) any { return &c.EncryptAgentMessages }),
 		sup("enable.stop.cluster", kindBool, "true", optional, "true", func(c *Config) any { return &c.EnableStopCluster }),
 
 		// Timers, in seconds.
@@ -187,15 +189,10 @@ func keyTable() []keySpec {
 		sup("notification.text.prefix", kindString, "", optional, "[prod]", func(c *Config) any { return &c.NotificationTextPrefix }),
 
 		// EFM features pgfm does not have yet.
-		todoHint("db.password.encrypted", "pgfm cannot read EFM's encrypted passwords: use ~/.pgpass of the agent's user or PGPASSWORD for now"),
-		todo("script.db.password"),
-		todoOff("script.db.password.retry", "10"),
-		todoOff("script.db.password.encrypted", "false"),
 		todo("db.service.name"),
 		todoOff("db.reuse.connection.count", "0"),
 		todo("restart.connection.timeout"),
 		todo("external.address"),
-		todoOff("encrypt.agent.messages", "false"),
 		todo("ping.server.ip"),
 		todo("ping.server.command"),
 		todoOff("use.replay.tiebreaker", "false"),

@@ -53,7 +53,7 @@ func fieldMatchesKind(f any, k kind) bool {
 	switch f.(type) {
 	case *string:
 		return k == kindString || k == kindPath || k == kindSSLMode || k == kindLevel || k == kindCommand || k == kindEmail ||
-			k == kindSecret || k == kindSyncMode
+			k == kindSecret || k == kindSyncMode || k == kindEncrypted
 	case *int:
 		return k == kindPort || k == kindCount || k == kindPositive
 	case *bool:
@@ -119,6 +119,9 @@ func TestEFMFiles(t *testing.T) {
 			}
 			for _, w := range warns {
 				k := ki.byName[w.Key]
+				if w.Key == "db.password.encrypted" && strings.Contains(w.Message, "EFM's encrypted form") {
+					continue // EFM 4's value, which pgfm cannot read
+				}
 				if k != nil && k.status == alias {
 					if strings.HasSuffix(w.Message, "; rename it") {
 						continue

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/pgfm/pgfm/internal/secret"
 )
 
 // Load reads DIR/CLUSTER.properties and DIR/CLUSTER.nodes (a missing .nodes
@@ -127,6 +129,7 @@ func build(cluster, file string, entries []Entry) (Config, []Warning, []error) {
 	}
 	l.checkRequired(c, set)
 	l.checkTogether(c, lines)
+	l.checkPassword(&c, cluster, lines)
 	l.checkDCS(c, set)
 	if c.DB.ConfigDir == "" {
 		c.DB.ConfigDir = c.DB.DataDir
@@ -305,6 +308,37 @@ func (l *loader) checkTogether(c Config, lines map[string]int) {
 	}
 	if c.ElectionTimeout > 0 && (c.ElectionTimeout < 100*time.Millisecond || c.ElectionTimeout > 50*time.Second) {
 		l.fail(lines["dcs.election.timeout"], "dcs.election.timeout", "%s seconds is out of range; use 0.1 to 50 (default 1)", formatSeconds(c.ElectionTimeout))
+	}
+}
+
+// checkPassword replaces db.password.encrypted's value with the password
+// it holds. As in EFM, script.db.password wins over it. EFM's own form
+// cannot be read (its algorithm is not public): that is a warning, not an
+// error, so that an EFM file still loads; the agent then connects without
+// a password, and a refusal names the property.
+func (l *loader) checkPassword(c *Config, cluster string, lines map[string]int) {
+	const key = "db.password.encrypted"
+	raw := c.DB.Password
+	c.DB.Password = ""
+	switch {
+	case raw == "":
+	case c.DB.PasswordScript != "":
+		l.warn(lines[key], key, "ignored: script.db.password is set and gives the password (EFM does the same); remove one of the two")
+	case secret.IsEFM(raw):
+		l.warn(lines[key], key, "this is EFM's encrypted form, which pgfm cannot read, so it is ignored and the agent connects "+
+			"without a password (~/.pgpass of the agent's user still applies); run `pgfm encrypt %s` and replace the value "+
+			"with the one it prints", cluster)
+	default:
+		pw, err := secret.Decrypt(cluster, raw)
+		if err != nil {
+			l.fail(lines[key], key, "cannot decrypt it: %v", err)
+			return
+		}
+		c.DB.Password = pw
+	}
+	if c.DB.PasswordScriptEncrypted && c.DB.PasswordScript == "" {
+		l.warn(lines["script.db.password.encrypted"], "script.db.password.encrypted",
+			"has no effect without script.db.password; remove it, or set script.db.password to a script that prints a value of `pgfm encrypt %s`", cluster)
 	}
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgfm/pgfm/internal/secret"
 )
 
 // baseKeys is a minimal valid database node; conf edits it so that line
@@ -99,20 +102,22 @@ func TestLoadDefaults(t *testing.T) {
 		StateDir:                "/var/lib/pgfm/c",
 		Promotable:              true,
 
-		AutoFailover:        true,
-		AutoReconfigure:     true,
-		MaxFailoverLag:      16 << 20,
-		StopIsolatedPrimary: true,
-		StopFailedPrimary:   true,
-		RecoveryCheckPeriod: 200 * time.Millisecond,
-		SyncMode:            "off",
-		SyncNodeCount:       1,
-		CheckNumSyncPeriod:  30 * time.Second,
-		ScriptTimeout:       30 * time.Second,
-		FromEmail:           "pgfm@%h",
-		NotificationLevel:   "INFO",
-		AdminMaxConnections: 64,
+		AutoFailover:         true,
+		AutoReconfigure:      true,
+		MaxFailoverLag:       16 << 20,
+		StopIsolatedPrimary:  true,
+		StopFailedPrimary:    true,
+		RecoveryCheckPeriod:  200 * time.Millisecond,
+		SyncMode:             "off",
+		SyncNodeCount:        1,
+		CheckNumSyncPeriod:   30 * time.Second,
+		ScriptTimeout:        30 * time.Second,
+		FromEmail:            "pgfm@%h",
+		NotificationLevel:    "INFO",
+		AdminMaxConnections:  64,
+		EncryptAgentMessages: true,
 	}
+	want.DB.PasswordRetry = 10 * time.Second
 	want.TLS.ClusterKeyFile = filepath.Join(want.Dir, "c.key")
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
@@ -283,8 +288,14 @@ var loadCases = []struct {
 		"c.properties:6: release.vip.pre.wait: release.vip.pre.wait is not implemented yet in pgfm; it is ignored",
 		"c.properties:7: script.custom.monitor: script.custom.monitor is not implemented yet in pgfm; it is ignored"}},
 	{name: "not implemented but blank", props: conf("release.vip.pre.wait=", "script.custom.monitor=  ")},
-	{name: "encrypted password", props: conf("db.password.encrypted=516b36fb8031da17cfbc010f7d09359c"), warns: []string{
-		"db.password.encrypted: db.password.encrypted is not implemented yet in pgfm; it is ignored: pgfm cannot read EFM's encrypted passwords: use ~/.pgpass of the agent's user or PGPASSWORD for now"}},
+	{name: "EFM's encrypted password", props: conf("db.password.encrypted=516b36fb8031da17cfbc010f7d09359c"), warns: []string{
+		"c.properties:6: db.password.encrypted: this is EFM's encrypted form, which pgfm cannot read, so it is ignored and the agent connects " +
+			"without a password (~/.pgpass of the agent's user still applies); run `pgfm encrypt c` and replace the value with the one it prints"},
+		check: func(t *testing.T, c Config) {
+			if c.DB.Password != "" {
+				t.Errorf("password %q", c.DB.Password)
+			}
+		}},
 	{name: "does not apply", props: conf("jvm.options=-Xmx128m", "pid.dir=/run/efm", "jgroups.timeout=1000"), warns: []string{
 		"c.properties:6: jvm.options: jvm.options does not apply to pgfm (pgfm is a Go program: there is no JVM); remove it",
 		"c.properties:7: pid.dir: pid.dir does not apply to pgfm (systemd manages the process, so there is no pid file); remove it",
@@ -329,8 +340,8 @@ var loadCases = []struct {
 	{name: "EFM's synchronous properties with synchronous.mode on", props: conf("synchronous.mode=on", "reconfigure.num.sync=true"), warns: []string{
 		"c.properties:7: reconfigure.num.sync: synchronous.mode=on manages synchronous_standby_names itself, so reconfigure.num.sync is ignored"}},
 	{name: "not implemented keys at their off values warn nothing", props: conf("auto.rewind=false", "auto.basebackup=FALSE",
-		"encrypt.agent.messages=false", "backup.wal=false", "update.physical.slots.period=0", "db.reuse.connection.count=0",
-		"use.replay.tiebreaker=false", "pgpool.enable=false", "release.vip.pre.wait=0", "script.db.password.retry=10"), warns: []string{}},
+		"backup.wal=false", "update.physical.slots.period=0", "db.reuse.connection.count=0",
+		"use.replay.tiebreaker=false", "pgpool.enable=false", "release.vip.pre.wait=0"), warns: []string{}},
 	{name: "not implemented keys turned on warn", props: conf("backup.wal=true", "update.physical.slots.period=5"), warns: []string{
 		"c.properties:6: backup.wal: backup.wal is not implemented yet in pgfm; it is ignored",
 		"c.properties:7: update.physical.slots.period: update.physical.slots.period is not implemented yet in pgfm; it is ignored"}},
@@ -479,6 +490,60 @@ var loadCases = []struct {
 	{name: "bad from.email", props: conf("from.email=pgfm"), errors: []string{
 		`c.properties:6: from.email: "pgfm" is not an email address; write a bare address such as dba@example.com, e.g. pgfm@%h (%h stands for this host's name)`}},
 
+	// Database password (db.password.encrypted, script.db.password*).
+	{name: "db.password.encrypted decrypted", props: conf("db.password.encrypted=" + mustEncrypt("c", "s3cret pass'word")),
+		check: func(t *testing.T, c Config) {
+			if c.DB.Password != "s3cret pass'word" || c.DB.PasswordScript != "" {
+				t.Errorf("password %q script %q", c.DB.Password, c.DB.PasswordScript)
+			}
+			for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
+				if out := fmt.Sprintf(f, c); strings.Contains(out, "s3cret") || !strings.Contains(out, "(hidden)") {
+					t.Errorf("%s of the Config shows the password or does not say it is hidden: %s", f, out)
+				}
+			}
+		}},
+	{name: "db.password.encrypted of another cluster", props: conf("db.password.encrypted=" + mustEncrypt("prod", "s3cret")), errors: []string{
+		`c.properties:6: db.password.encrypted: cannot decrypt it: encrypted for another cluster, not "c": a value only works in the cluster it was made for; run ` +
+			"`pgfm encrypt c` again and use the value it prints"}},
+	{name: "db.password.encrypted altered", props: conf("db.password.encrypted=" + tamper(mustEncrypt("c", "s3cret"))), errors: []string{
+		"c.properties:6: db.password.encrypted: cannot decrypt it: the value is damaged or was altered", "run `pgfm encrypt c` again"}},
+	{name: "db.password.encrypted of another version", props: conf("db.password.encrypted=pgfm9:AAAA"), errors: []string{
+		`c.properties:6: db.password.encrypted: cannot decrypt it: not a value of this pgfm's encrypt command: format "pgfm9" is not "pgfm1"`,
+		"run `pgfm encrypt c` again"}},
+	{name: "db.password.encrypted in clear", props: conf("db.password.encrypted=s3cret"), errors: []string{
+		`c.properties:6: db.password.encrypted: cannot decrypt it: not a value of this pgfm's encrypt command: it does not start with "pgfm1:"`}},
+	{name: "script.db.password wins", props: conf("db.password.encrypted="+mustEncrypt("c", "s3cret"), "script.db.password=/usr/local/bin/pw.sh"),
+		warns: []string{"c.properties:6: db.password.encrypted: ignored: script.db.password is set and gives the password (EFM does the same)"},
+		check: func(t *testing.T, c Config) {
+			if c.DB.Password != "" || c.DB.PasswordScript != "/usr/local/bin/pw.sh" {
+				t.Errorf("password %q script %q", c.DB.Password, c.DB.PasswordScript)
+			}
+		}},
+	{name: "script.db.password wins over a value it cannot read", props: conf("db.password.encrypted=garbage", "script.db.password=/bin/pw"),
+		warns: []string{"db.password.encrypted: ignored: script.db.password is set"}},
+	{name: "script.db.password settings", props: conf(`script.db.password=/usr/local/bin/pw.sh --vault "prod db"`, "script.db.password.retry=2.5",
+		"script.db.password.encrypted=TRUE"), check: func(t *testing.T, c Config) {
+		d := c.DB
+		if d.PasswordScript != `/usr/local/bin/pw.sh --vault "prod db"` || d.PasswordRetry != 2500*time.Millisecond || !d.PasswordScriptEncrypted {
+			t.Errorf("%+v", d)
+		}
+	}},
+	{name: "script.db.password not absolute", props: conf("script.db.password=pw.sh"), errors: []string{
+		`c.properties:6: script.db.password: program "pw.sh" is not an absolute path; write its full path, e.g. script.db.password=/usr/local/bin/db_password.sh`}},
+	{name: "script.db.password.retry zero", props: conf("script.db.password.retry=0"), errors: []string{
+		"c.properties:6: script.db.password.retry: 0 is not more than 0"}},
+	{name: "script.db.password.encrypted alone", props: conf("script.db.password.encrypted=true"), warns: []string{
+		"c.properties:6: script.db.password.encrypted: has no effect without script.db.password"}},
+	{name: "script.db.password.encrypted not a boolean", props: conf("script.db.password.encrypted=yes"), errors: []string{
+		`c.properties:6: script.db.password.encrypted: "yes" is not a boolean`}},
+	{name: "encrypt.agent.messages either way, no warning", props: conf("encrypt.agent.messages=false"), check: func(t *testing.T, c Config) {
+		if c.EncryptAgentMessages {
+			t.Error("encrypt.agent.messages=false not kept")
+		}
+	}},
+	{name: "encrypt.agent.messages not a boolean", props: conf("encrypt.agent.messages=maybe"), errors: []string{
+		`c.properties:6: encrypt.agent.messages: "maybe" is not a boolean; use true or false`}},
+
 	// Syntax problems reach Load too.
 	{name: "duplicate key", props: conf("db.port=5433" + "\n" + "db.port=5434"), warns: []string{
 		"c.properties:3: db.port: set on line 2 and again on line 3"},
@@ -524,6 +589,26 @@ func TestLoad(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustEncrypt(cluster, password string) string {
+	v, err := secret.Encrypt(cluster, password)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// tamper changes one character in the middle of an encrypted value.
+func tamper(v string) string {
+	b := []byte(v)
+	i := len(b) / 2
+	if b[i] == 'A' {
+		b[i] = 'B'
+	} else {
+		b[i] = 'A'
+	}
+	return string(b)
 }
 
 // checkOrder asserts that the wanted substrings appear in that order,
@@ -605,7 +690,7 @@ func TestValidateClusterName(t *testing.T) {
 
 func TestEffective(t *testing.T) {
 	c, _, err := loadString(t, conf("local.period=0.5", "priority.standbys=192.0.2.11 192.0.2.12",
-		"db.password.encrypted=secret"), "")
+		"db.password.encrypted="+mustEncrypt("c", "secret"), "script.db.password.retry=3"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -623,16 +708,18 @@ func TestEffective(t *testing.T) {
 		"state.dir": "/var/lib/pgfm/c", "db.bin": "", "jdbc.sslmode": "disable",
 		"auto.failover": "true", "max.failover.lag": "16MB", "primary.restart.timeout": "0", "recovery.check.period": "0.2",
 		"script.timeout": "30", "script.fence": "", "user.email": "", "from.email": "pgfm@%h", "notification.level": "INFO",
+		"script.db.password": "", "script.db.password.retry": "3", "script.db.password.encrypted": "false",
+		"encrypt.agent.messages": "true",
 	} {
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
 	}
-	if order[0] != "db.user" || len(eff) != 74 { // every supported key but dcs.password
+	if order[0] != "db.user" || len(eff) != 78 { // every supported key but dcs.password and db.password.encrypted
 		t.Errorf("order %v", order)
 	}
 	for _, kv := range eff {
-		if strings.Contains(kv[0], "password") || strings.Contains(kv[1], "secret") {
+		if kv[0] == "dcs.password" || kv[0] == "db.password.encrypted" || strings.Contains(kv[1], "secret") || strings.Contains(kv[1], secret.Prefix) {
 			t.Errorf("secret in effective config: %v", kv)
 		}
 	}
