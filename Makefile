@@ -54,11 +54,21 @@ campaign: $(ETCD)
 unit:
 	$(GO) test -race -count=1 -short ./internal/config/ ./internal/cluster/ ./internal/cli/ ./internal/httpapi/
 
-# Coverage-guided fuzzing of the cluster-file parsers.
+# Coverage-guided fuzzing: every Fuzz target of the repository, one after
+# the other, each for FUZZTIME. Targets are discovered (go test -list in
+# the packages whose tests declare one), so a new one is fuzzed too.
+FUZZ_PKGS = $(shell grep -rl --include='*_test.go' '^func Fuzz' . | xargs -r -n1 dirname | sort -u)
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseProperties$$' -fuzztime $(FUZZTIME) ./internal/config/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseNodes$$' -fuzztime $(FUZZTIME) ./internal/config/
-	$(GO) test -run '^$$' -fuzz '^FuzzBuild$$' -fuzztime $(FUZZTIME) ./internal/config/
+	@set -e; n=0; \
+	list=$$($(GO) test -list '^Fuzz' $(FUZZ_PKGS)); \
+	targets=$$(echo "$$list" | awk '/^Fuzz/ { t[++c] = $$1 } /^ok/ { for (i = 1; i <= c; i++) print $$2 "," t[i]; c = 0 }'); \
+	test -n "$$targets" || { echo "fuzz: no targets found"; exit 1; }; \
+	for pt in $$targets; do \
+		pkg=$${pt%%,*}; t=$${pt#*,}; n=$$((n + 1)); \
+		echo "== $$t ($$pkg)"; \
+		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done; \
+	echo "fuzz: $$n targets, $(FUZZTIME) each: no failure"
 
 # A primary, a standby and a witness on loopback with this machine's
 # PostgreSQL; prints cluster-status, then tears everything down

@@ -603,13 +603,23 @@ func (m *Memory) Snapshot(ctx context.Context) (Snapshot, error) {
 // add decodes one key (relative to the cluster's prefix) into the
 // snapshot, as Store.Snapshot does.
 func (snap *Snapshot) add(key string, value []byte, mod int64) error {
+	// Records are decoded into a variable of their own, kept only when
+	// whole: json.Unmarshal fills the fields it can before it reports an
+	// error, and a half-read primary record would name a node and an
+	// epoch with PrimaryRev 0 ("no primary record").
 	switch {
 	case key == "config":
-		return json.Unmarshal(value, &snap.Info)
-	case key == "primary":
-		err := json.Unmarshal(value, &snap.Primary)
+		var info Info
+		err := json.Unmarshal(value, &info)
 		if err == nil {
-			snap.PrimaryRev = mod
+			snap.Info = info
+		}
+		return err
+	case key == "primary":
+		var p Primary
+		err := json.Unmarshal(value, &p)
+		if err == nil {
+			snap.Primary, snap.PrimaryRev = p, mod
 		}
 		return err
 	case strings.HasPrefix(key, "clean-stop/"):

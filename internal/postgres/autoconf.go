@@ -81,8 +81,12 @@ func confLine(name, value string) string {
 	return name + " = " + confQuote(value)
 }
 
+// confQuote also writes a newline as \n, which the server reads back as a
+// newline: written as is, it ended the line inside the quotes, and the
+// server refused the whole file (a primary_conninfo naming a host with a
+// newline, from etcd, kept the standby from starting).
 func confQuote(v string) string {
-	r := strings.NewReplacer(`'`, `''`, `\`, `\\`)
+	r := strings.NewReplacer(`'`, `''`, `\`, `\\`, "\n", `\n`)
 	return "'" + r.Replace(v) + "'"
 }
 

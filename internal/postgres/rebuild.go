@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -146,9 +147,13 @@ func ParseRewind(out string) (Rewind, error) {
 	if err != nil {
 		return r, fmt.Errorf("postgres: pg_rewind's divergence point %q: %w", m[1], err)
 	}
-	var tl uint32
-	fmt.Sscan(m[2], &tl)
-	r.ForkLSN, r.ForkTimeline = l, tl
+	// Timelines start at 1 and are 32 bits; fmt.Sscan turned a number
+	// past that into timeline 0 without an error.
+	tl, err := strconv.ParseUint(m[2], 10, 32)
+	if err != nil || tl == 0 {
+		return r, fmt.Errorf("postgres: pg_rewind's divergence timeline %q is not a timeline", m[2])
+	}
+	r.ForkLSN, r.ForkTimeline = l, uint32(tl)
 	return r, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"time"
 
@@ -141,7 +142,9 @@ func (r senderRow) sender() (Sender, error) {
 		}
 		*f.out = v
 	}
-	if r.replayLag != nil {
+	// A lag that is not a number or too large for a Duration stays
+	// unknown: converted, it came out as any value, negative ones too.
+	if r.replayLag != nil && math.Abs(*r.replayLag) < math.MaxInt64/float64(time.Second) {
 		d := time.Duration(*r.replayLag * float64(time.Second))
 		s.ReplayLag = &d
 	}

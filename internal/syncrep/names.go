@@ -76,12 +76,19 @@ func leadingWord(s string) (string, string) {
 	return s[:i], s[i:]
 }
 
+// blanks are the whitespace PostgreSQL's synchronous_standby_names scanner
+// skips between tokens. Skipping only spaces read `ANY 1 (\t"a")` as a
+// standby named `"a"`, quotes included, which no standby matches.
+const blanks = " \t\n\r\f\v"
+
+func isBlank(c byte) bool { return strings.IndexByte(blanks, c) >= 0 }
+
 // splitNames splits a comma-separated list of standby names, each a bare
 // word or a double-quoted identifier ("" inside for a quote).
 func splitNames(s string) ([]string, error) {
 	var out []string
 	for i := 0; ; {
-		for i < len(s) && s[i] == ' ' {
+		for i < len(s) && isBlank(s[i]) {
 			i++
 		}
 		var name string
@@ -111,7 +118,7 @@ func splitNames(s string) ([]string, error) {
 				j++
 			}
 			name = strings.ToLower(strings.TrimSpace(s[i:j]))
-			if strings.ContainsAny(name, " \t()") {
+			if strings.ContainsAny(name, blanks+"()") {
 				return nil, fmt.Errorf("%q is not a standby name (FIRST and ANY need a number and a list in parentheses)", name)
 			}
 			i = j
@@ -120,7 +127,7 @@ func splitNames(s string) ([]string, error) {
 			return nil, fmt.Errorf("an empty standby name")
 		}
 		out = append(out, name)
-		for i < len(s) && s[i] == ' ' {
+		for i < len(s) && isBlank(s[i]) {
 			i++
 		}
 		if i >= len(s) {
