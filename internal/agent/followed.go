@@ -38,7 +38,7 @@ func (a *Agent) followedEpoch() uint64 {
 	if a.status.DB.WalReceiver == "streaming" && a.primary.Epoch > 0 &&
 		a.status.DB.SenderHost == a.primary.Node && a.primary.Phase == dcs.PhasePromoted {
 		a.followed = a.primary.Epoch
-		_ = os.WriteFile(a.followedPath(), []byte(strconv.FormatUint(a.followed, 10)+"\n"), 0o600)
+		a.saveFollowed(a.followed)
 	}
 	return a.followed
 }
@@ -47,8 +47,35 @@ func (a *Agent) setFollowedEpoch(e uint64) {
 	a.mu.Lock()
 	a.followed = e
 	a.mu.Unlock()
-	tmp := a.followedPath() + ".tmp"
-	if os.WriteFile(tmp, []byte(strconv.FormatUint(e, 10)+"\n"), 0o600) == nil {
-		_ = os.Rename(tmp, a.followedPath())
+	a.saveFollowed(e)
+}
+
+// saveFollowed writes the followed epoch to state.dir; a failure costs at
+// most a repeated reconfiguration after a restart, so it is only logged.
+func (a *Agent) saveFollowed(e uint64) {
+	if err := replaceFile(a.followedPath(), []byte(strconv.FormatUint(e, 10)+"\n")); err != nil {
+		a.log.Warn("cannot record the followed epoch in state.dir", "epoch", e, "err", err)
 	}
+}
+
+// replaceFile replaces path with a file (0600) holding data: written to a
+// temporary file created exclusively beside it (never one planted there,
+// nor the target of a symbolic link), then renamed over path, which
+// replaces a link at path rather than writing through it.
+func replaceFile(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
 }
