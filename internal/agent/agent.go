@@ -239,12 +239,16 @@ func (a *Agent) prepare() (err error) {
 	if c, ok := a.vipConfig(); ok {
 		a.exec.vip = hostVIP{c}
 	}
-	a.runner = hook.NewRunner(a.log)
+	scripts, notify, err := a.scriptRunners()
+	if err != nil {
+		return err
+	}
+	a.runner = scripts
 	level, _ := hook.ParseSeverity(a.cfg.NotificationLevel) // validated by config
 	notifier := hook.NewNotifier(hook.NotifyConfig{
 		Script: a.cfg.ScriptNotification, UserEmail: a.cfg.UserEmail, FromEmail: a.cfg.FromEmail,
 		Level: level, TextPrefix: a.cfg.NotificationTextPrefix, Timeout: a.cfg.ScriptTimeout,
-	}, hook.NewRunner(a.log), a.log) // its own runner: a notification never waits behind a fence script
+	}, notify, a.log) // its own runner: a notification never waits behind a fence script
 	a.notes = hook.NewQueue(notifier, notificationQueue)
 	if err := os.MkdirAll(a.cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state.dir: %w (set state.dir to a writable directory)", err)

@@ -75,6 +75,7 @@ const outputGrace = 2 * time.Second
 type Runner struct {
 	log  *slog.Logger
 	turn chan struct{} // a one-slot semaphore: a mutex whose wait honours ctx
+	as   *account      // the user scripts run as (AsUser); nil: the agent's own
 }
 
 // NewRunner returns a Runner that logs every run to log (nil: discard).
@@ -86,9 +87,12 @@ func NewRunner(log *slog.Logger) *Runner {
 }
 
 // Run runs the script cmdline, named name in logs and errors (e.g.
-// "script.fence"). The command line is split into words (see Split), then
-// the placeholders are expanded in each word; the program is run directly,
-// without a shell, in a process group of its own, with stdin /dev/null,
+// "script.fence"). The placeholders' values are checked first (see
+// Placeholders): a value that is not what it must be (%p, %f or %h not an
+// IP address) fails the run, and nothing is started. The command line is
+// split into words (see Split), then the placeholders are expanded in each
+// word; the program is run directly, without a shell, in a process group
+// of its own, as the user named by AsUser, with stdin /dev/null,
 // os.Environ() plus env, and the combined output captured (the last
 // MaxOutput bytes). When the timeout expires or ctx ends, the whole process
 // group is killed with SIGKILL; when the script exits, whatever it left
@@ -106,6 +110,11 @@ func (r *Runner) Run(ctx context.Context, name, cmdline string, vars Placeholder
 func (r *Runner) run(ctx context.Context, name, cmdline string, vars Placeholders, extra []string, env map[string]string, timeout time.Duration) Result {
 	if strings.TrimSpace(cmdline) == "" {
 		return Result{Outcome: NotRun, ExitCode: -1}
+	}
+	if err := vars.check(); err != nil {
+		res := Result{Outcome: Failed, ExitCode: -1, Err: fmt.Errorf("hook: refusing to run %s: %w", name, err)}
+		r.log.Error("script not run", "script", name, "err", res.Err)
+		return res
 	}
 	args, err := argv(cmdline, vars)
 	if err == nil {
@@ -140,6 +149,9 @@ func (r *Runner) run(ctx context.Context, name, cmdline string, vars Placeholder
 	res := r.exec(ctx, name, args, env, timeout)
 	attrs := []any{"script", name, "argv", args, "outcome", res.Outcome.String(), "exit_code", res.ExitCode,
 		"duration", res.Duration, "output", res.Output}
+	if r.as != nil {
+		attrs = append(attrs, "user", r.as.name)
+	}
 	if res.Outcome == OK {
 		r.log.Info("script done", attrs...)
 	} else {
@@ -164,8 +176,16 @@ func (r *Runner) exec(ctx context.Context, name string, args []string, env map[s
 	cmd := exec.CommandContext(runCtx, args[0], args[1:]...)
 	cmd.Stdin = nil // /dev/null
 	cmd.Stdout, cmd.Stderr = pw, pw
-	cmd.Env = append(os.Environ(), envList(env)...)
+	cmd.Env = os.Environ()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if r.as != nil {
+		// The user's HOME, USER and LOGNAME replace the agent's (exec
+		// keeps the last of duplicate names); the caller's variables win.
+		cmd.Env = append(cmd.Env, r.as.env...)
+		cmd.SysProcAttr.Credential = r.as.cred
+		cmd.Dir = r.as.dir
+	}
+	cmd.Env = append(cmd.Env, envList(env)...)
 	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
 
 	start := time.Now()

@@ -28,12 +28,12 @@ func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''
 
 func TestRunPlaceholdersAreArguments(t *testing.T) {
 	s := script(t, `printf '%s|%s|%s|%s|%s|%s' "$1" "$2" "$3" "$4" "$5" "$#"`)
-	vars := Placeholders{NewPrimary: "192.0.2.11", FailedPrimary: "192.0.2.10 extra", Node: "n", Type: "p", Owner: "postgres"}
+	vars := Placeholders{NewPrimary: "192.0.2.11", FailedPrimary: "2001:db8::10", Node: "192.0.2.12", Type: "p", Owner: "pg user"}
 	res := NewRunner(nil).Run(context.Background(), "script.fence", shellQuote(s)+` %p %f "%t-%u 100%%" '%h'`, vars, nil, 5*time.Second)
 	if res.Outcome != OK || res.ExitCode != 0 || res.Err != nil {
 		t.Fatalf("%+v", res)
 	}
-	if want := "192.0.2.11|192.0.2.10 extra|p-postgres 100%|n||4"; res.Output != want {
+	if want := "192.0.2.11|2001:db8::10|p-pg user 100%|192.0.2.12||4"; res.Output != want {
 		t.Errorf("output %q, want %q", res.Output, want)
 	}
 	if res.Duration <= 0 {

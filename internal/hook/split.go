@@ -3,6 +3,7 @@ package hook
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 )
 
@@ -78,12 +79,41 @@ func Split(cmdline string) ([]string, error) {
 
 // Placeholders are the values of EFM's placeholders in a script's command
 // line. An unset value expands to an empty string.
+//
+// %p, %f and %h are node addresses, and come from the cluster state in
+// etcd (the primary record): before a script runs, each must be empty or
+// an IP address without a zone, and %t empty, p or s; otherwise the script
+// is not run. A corrupt or forged record then cannot hand a script (often
+// run through sudo or ssh) an argument it does not expect, such as an
+// option or a path.
 type Placeholders struct {
 	NewPrimary    string // %p: address of the new primary
-	FailedPrimary string // %f: address of the failed primary
+	FailedPrimary string // %f: address of the failed primary ("" when there is none)
 	Node          string // %h: the node concerned (load balancer scripts)
 	Type          string // %t: p (primary) or s (standby)
-	Owner         string // %u: db.service.owner
+	Owner         string // %u: db.service.owner (from the local configuration)
+}
+
+// check says why a value may not be passed to a script, or returns nil.
+func (v Placeholders) check() error {
+	for _, p := range []struct{ name, value string }{
+		{"%p", v.NewPrimary}, {"%f", v.FailedPrimary}, {"%h", v.Node},
+	} {
+		if p.value != "" && !nodeAddress(p.value) {
+			return fmt.Errorf("placeholder %s is %q, not a node address; the cluster state in etcd may be corrupt", p.name, p.value)
+		}
+	}
+	if v.Type != "" && v.Type != "p" && v.Type != "s" {
+		return fmt.Errorf("placeholder %%t is %q, not p or s", v.Type)
+	}
+	return nil
+}
+
+// nodeAddress reports whether s is an IP address as nodes are named: IPv4
+// or IPv6, without a zone (bind.address refuses zones).
+func nodeAddress(s string) bool {
+	a, err := netip.ParseAddr(s)
+	return err == nil && a.Zone() == ""
 }
 
 // Expand replaces %p, %f, %h, %t and %u in word with their values and %%
