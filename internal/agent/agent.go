@@ -406,12 +406,7 @@ func writeToken(dir string) (string, error) {
 		return "", err
 	}
 	tok := hex.EncodeToString(b)
-	path := TokenPath(dir)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(tok+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("admin token: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := replaceFile(TokenPath(dir), []byte(tok+"\n")); err != nil {
 		return "", fmt.Errorf("admin token: %w", err)
 	}
 	return tok, nil
