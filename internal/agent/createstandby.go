@@ -115,8 +115,8 @@ func (a *Agent) createStandbySteps(ctx context.Context, rec dcs.Primary, port in
 		}
 	}
 	if req.Slot != "" {
-		source := postgres.ConnString(rec.Node, port, a.cfg.DB.User, a.cfg.DB.Database, a.cfg.DB.SSLMode, a.cfg.RemoteTimeout)
-		if err := postgres.DropSlot(ctx, source, req.Slot); err != nil {
+		source := a.connString(ctx, rec.Node, port, a.cfg.RemoteTimeout)
+		if err := a.connFailed(postgres.DropSlot(ctx, source, req.Slot)); err != nil {
 			return err
 		}
 	}

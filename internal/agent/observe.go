@@ -22,8 +22,10 @@ func (a *Agent) observeLocal(ctx context.Context) cluster.DBObservation {
 func (a *Agent) observe(ctx context.Context, host string, port int, timeout time.Duration) cluster.DBObservation {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	db := a.cfg.DB
-	obs, _ := a.probe(ctx, postgres.ConnString(host, port, db.User, db.Database, db.SSLMode, timeout))
+	obs, err := a.probe(ctx, a.connString(ctx, host, port, timeout))
+	if postgres.IsAuthError(err) {
+		obs.Error = a.connFailed(err).Error() // names the property that gives the password
+	}
 	return obs
 }
 

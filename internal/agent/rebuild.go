@@ -48,10 +48,10 @@ func (a *Agent) rebuild(ctx context.Context, r node.Rebuild) {
 	// The primary must answer first: a rebuild against a primary that is
 	// down (failing over again, say) would fail and use up the attempt.
 	port := a.primaryPort(ctx, r.Primary)
-	source := postgres.ConnString(r.Primary, port, a.cfg.DB.User, a.cfg.DB.Database, a.cfg.DB.SSLMode, a.cfg.RemoteTimeout)
+	source := a.connString(ctx, r.Primary, port, a.cfg.RemoteTimeout) // holds the password: never logged
 	// A promoted primary's control file names its new timeline only after
 	// its first checkpoint; pg_rewind reads it there (EFM 5.3 does this too).
-	if err := postgres.Checkpoint(ctx, source); err != nil {
+	if err := a.connFailed(postgres.Checkpoint(ctx, source)); err != nil {
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) {
 			a.log.Warn("not rebuilding yet: the primary's database does not answer", "primary", r.Primary, "err", err)

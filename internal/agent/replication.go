@@ -51,18 +51,22 @@ func (a *Agent) Replication(ctx context.Context) (httpapi.ReplicationReport, err
 	// connect timeout, not one each.
 	db := a.cfg.DB
 	conn := func(host string, port int) string {
-		return postgres.ConnString(host, port, db.User, db.Database, db.SSLMode, a.cfg.RemoteTimeout)
+		return a.connString(ctx, host, port, a.cfg.RemoteTimeout)
 	}
 	var senders postgres.Senders
 	var senderErr error
 	receivers := make([]postgres.Standby, len(standbys))
 	receiverErrs := make([]error, len(standbys))
 	var wg sync.WaitGroup
-	wg.Go(func() { senders, senderErr = postgres.Replication(ctx, conn(p.Node, primaryPort)) })
+	wg.Go(func() {
+		senders, senderErr = postgres.Replication(ctx, conn(p.Node, primaryPort))
+		senderErr = a.connFailed(senderErr)
+	})
 	for i, reg := range standbys {
 		receivers[i].Address = reg.Address
 		wg.Go(func() {
 			r, err := postgres.WalReceiver(ctx, conn(reg.Address, nodeDBPort(reg, snap, db.Port)))
+			err = a.connFailed(err)
 			if err == nil {
 				receivers[i].Receiver = &r
 			}

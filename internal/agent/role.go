@@ -164,12 +164,17 @@ func (a *Agent) stopFailedPrimary(ctx context.Context, act node.StopFailedPrimar
 // server is the local PostgreSQL server's control handle.
 func (a *Agent) server() postgres.Server {
 	db := a.cfg.DB
-	return postgres.Server{BinDir: a.binDir, Owner: db.ServiceOwner, DataDir: db.DataDir, ConfigDir: db.ConfigDir}
+	return postgres.Server{BinDir: a.binDir, Owner: db.ServiceOwner, DataDir: db.DataDir, ConfigDir: db.ConfigDir,
+		SSLMode: db.SSLMode, Password: a.newPassword()}
 }
 
+// localConnString reaches the local database; it holds the password (see
+// connString). It waits at most local.timeout for a first run of
+// script.db.password.
 func (a *Agent) localConnString() string {
-	db := a.cfg.DB
-	return postgres.ConnString(a.self, db.Port, db.User, db.Database, db.SSLMode, a.cfg.LocalTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.LocalTimeout)
+	defer cancel()
+	return a.connString(ctx, a.self, a.cfg.DB.Port, a.cfg.LocalTimeout)
 }
 
 func (a *Agent) rejoinNeeded() string {

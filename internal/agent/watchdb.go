@@ -20,13 +20,12 @@ func (a *Agent) dbWatchLoop(ctx context.Context, target func() string) {
 			sleep(ctx, a.cfg.LocalPeriod)
 			continue
 		}
-		db := a.cfg.DB
-		cs := postgres.ConnString(host, db.Port, db.User, db.Database, db.SSLMode, a.cfg.LocalTimeout)
 		started := time.Now()
-		err := postgres.WatchConnection(ctx, cs)
+		err := postgres.WatchConnection(ctx, a.connString(ctx, host, a.cfg.DB.Port, a.cfg.LocalTimeout))
 		if ctx.Err() != nil {
 			return
 		}
+		err = a.connFailed(err)
 		a.log.Debug("database connection broke; observing now", "host", host, "err", err)
 		a.wake(a.publishKick)
 		// A server that refuses connections must not make this a busy loop.

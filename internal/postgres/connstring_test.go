@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -45,5 +46,66 @@ func TestConnString(t *testing.T) {
 				t.Fatalf("parsed connect timeout %v, want %v", cfg.ConnectTimeout, tc.wantTimeoutSec)
 			}
 		})
+	}
+}
+
+func TestWithPassword(t *testing.T) {
+	base := ConnString("127.0.0.1", 5432, "app", "db", "require", time.Second)
+	for _, pw := range []string{"s3cret", `it's a \ "pass" word`, " lead and trail ", "ünïcode"} {
+		cs := WithPassword(base, pw)
+		cfg, err := pgconn.ParseConfig(cs)
+		if err != nil {
+			t.Fatalf("pgconn.ParseConfig: %v", err) // no string in the message: it holds the password
+		}
+		if cfg.Password != pw || cfg.User != "app" || cfg.Database != "db" {
+			t.Errorf("password %q parsed back as %q (user %q, db %q)", pw, cfg.Password, cfg.User, cfg.Database)
+		}
+		rest, got := splitPassword(cs)
+		if got != pw || strings.Contains(rest, "password") {
+			t.Errorf("splitPassword gave %q and kept %q", got, rest)
+		}
+		if v, _, _ := ParseConninfo(rest); v["sslmode"] != "require" || v["host"] != "127.0.0.1" {
+			t.Errorf("splitPassword lost keywords: %v", v)
+		}
+	}
+	if WithPassword(base, "") != base {
+		t.Error("an empty password changed the string")
+	}
+	if rest, pw := splitPassword(base); rest != base || pw != "" {
+		t.Errorf("splitPassword without a password = %q, %q", rest, pw)
+	}
+	if rest, pw := splitPassword("host='unterminated"); rest != "host='unterminated" || pw != "" {
+		t.Errorf("splitPassword of a broken string = %q, %q", rest, pw)
+	}
+}
+
+// jdbc.sslmode reaches the standby's primary_conninfo unless the user
+// chose an sslmode there.
+func TestWithSSLMode(t *testing.T) {
+	for _, tc := range []struct{ conninfo, sslmode, want string }{
+		{"host='b' port='2'", "require", "host='b' port='2' sslmode='require'"},
+		{"host='b' port='2'", "verify-full", "host='b' port='2' sslmode='verify-full'"},
+		{"host='b' sslmode='verify-ca' port='2'", "require", "host='b' sslmode='verify-ca' port='2'"},
+		{"host='b' sslmode=disable", "verify-full", "host='b' sslmode=disable"},
+		{"host='b'", "disable", "host='b'"},
+		{"host='b'", "", "host='b'"},
+		{"", "require", "sslmode='require'"},
+	} {
+		got, err := withSSLMode(tc.conninfo, tc.sslmode)
+		if err != nil || got != tc.want {
+			t.Errorf("withSSLMode(%q, %q) = %q, %v; want %q", tc.conninfo, tc.sslmode, got, err, tc.want)
+		}
+	}
+	if _, err := withSSLMode("host='x", "require"); err == nil {
+		t.Error("a broken conninfo: want an error")
+	}
+	// Follow's two steps together: re-pointed, and sslmode added once.
+	next, err := followConninfo("user=repl application_name=n1", "10.0.0.2", 5432, "", "")
+	if err == nil {
+		next, err = withSSLMode(next, "require")
+	}
+	want := "user='repl' application_name='n1' host='10.0.0.2' port='5432' sslmode='require'"
+	if err != nil || next != want {
+		t.Errorf("follow conninfo = %q, %v; want %q", next, err, want)
 	}
 }

@@ -29,6 +29,13 @@ type Server struct {
 	// LogFile receives the server's output (pg_ctl -l). "" discards it:
 	// set it, or logging_collector, to keep the server's log.
 	LogFile string
+	// SSLMode is jdbc.sslmode for the connections this server and its
+	// programs make to a primary: pg_basebackup's, and primary_conninfo
+	// when it names no sslmode (Follow). "" leaves libpq's default.
+	SSLMode string
+	// Password gives pg_basebackup db.user's password (nil: none; libpq's
+	// ~/.pgpass still applies). pg_rewind takes it from its source string.
+	Password *Password
 }
 
 // Names of the files of a data directory that control recovery.

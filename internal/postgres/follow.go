@@ -19,8 +19,11 @@ const latestTimeline = "latest"
 // Follow re-points the server, a standby or a stopped old primary, at a new
 // primary: primary_conninfo gets primaryHost, primaryPort, user and appName
 // (user and appName kept when ""; every other keyword, such as sslmode or
-// passfile, kept), recovery_target_timeline becomes 'latest', and
-// standby.signal is made to exist.
+// passfile, kept; jdbc.sslmode, s.SSLMode, added when it names no sslmode),
+// recovery_target_timeline becomes 'latest', and standby.signal is made to
+// exist. No password is written there: the standby's replication
+// connection finds its own (~/.pgpass of the server's OS user, or a
+// password keyword already in primary_conninfo, which is kept).
 //
 // When the server accepts connections on connString it goes through ALTER
 // SYSTEM and pg_reload_conf(); when it is stopped, or runs but does not
@@ -72,6 +75,9 @@ func (s Server) followSQL(ctx context.Context, conn *pgx.Conn, host string, port
 		return false, fmt.Errorf("server version %d: pgfm needs PostgreSQL 12 or later", version)
 	}
 	next, err := followConninfo(conninfo, host, port, user, appName)
+	if err == nil {
+		next, err = withSSLMode(next, s.SSLMode)
+	}
 	if err != nil {
 		return false, fmt.Errorf("primary_conninfo: %w", err)
 	}
@@ -110,6 +116,9 @@ func (s Server) followFile(ctx context.Context, host string, port int, user, app
 		return false, err
 	}
 	next, err := followConninfo(conninfo, host, port, user, appName)
+	if err == nil {
+		next, err = withSSLMode(next, s.SSLMode)
+	}
 	if err != nil {
 		return false, fmt.Errorf("primary_conninfo: %w", err)
 	}

@@ -157,7 +157,8 @@ func ParseRewind(out string) (Rewind, error) {
 	return r, nil
 }
 
-// Rewind runs pg_rewind against the source server (a libpq conninfo),
+// Rewind runs pg_rewind against the source server (a libpq conninfo; a
+// password in it is passed in the environment, not on the command line),
 // only to see what it would do when dryRun. The server must be stopped;
 // one that was not stopped cleanly is recovered first. standby.signal is
 // set aside while pg_rewind runs and put back after, and the node's own
@@ -176,6 +177,9 @@ func (s Server) Rewind(ctx context.Context, source string, dryRun bool, timeout 
 			}
 		}()
 	}
+	// A password goes into the environment, not onto the command line,
+	// where every user of the host could read it.
+	source, password := splitPassword(source)
 	args := []string{"--target-pgdata=" + s.DataDir, "--source-server=" + source}
 	if dryRun {
 		args = append(args, "--dry-run")
@@ -186,7 +190,7 @@ func (s Server) Rewind(ctx context.Context, source string, dryRun bool, timeout 
 	if err != nil {
 		return Rewind{}, err
 	}
-	cmd.Env = append(cmd.Environ(), "LC_ALL=C")
+	cmd.Env = append(append(cmd.Environ(), "LC_ALL=C"), passwordEnv(password)...)
 	out, err := Run(cmd)
 	if err != nil {
 		return Rewind{Output: out}, fmt.Errorf("postgres: %w", err)
@@ -259,7 +263,8 @@ type BackupOptions struct {
 // renamed (returned), so nothing the operator may still need is deleted;
 // one that is missing or empty (never initialised) is simply filled. The
 // node's configuration files are put back over the source's. The copy is
-// a standby of that server once Follow has written its settings.
+// a standby of that server once Follow has written its settings. It
+// connects with s.SSLMode and s.Password (see sourceEnv).
 func (s Server) Basebackup(ctx context.Context, host string, port int, user string, opts BackupOptions, timeout time.Duration) (kept string, err error) {
 	stamp := time.Now().UTC().Format("20060102T150405")
 	kept, err = setAside(s.DataDir, stamp)
@@ -309,6 +314,7 @@ func (s Server) Basebackup(ctx context.Context, host string, port int, user stri
 	if err != nil {
 		return restore(err)
 	}
+	cmd.Env = append(cmd.Environ(), s.sourceEnv(cctx)...)
 	if _, err := Run(cmd); err != nil {
 		return restore(fmt.Errorf("postgres: %w", err))
 	}
@@ -318,6 +324,19 @@ func (s Server) Basebackup(ctx context.Context, host string, port int, user stri
 		}
 	}
 	return kept, nil
+}
+
+// sourceEnv is how a program of this server connects to a primary given
+// by host and port arguments: jdbc.sslmode and the password, in libpq's
+// environment variables (not on the command line, which ps shows). Without
+// a password from Password, PGPASSWORD is left as the agent has it.
+func (s Server) sourceEnv(ctx context.Context) []string {
+	var env []string
+	if s.SSLMode != "" {
+		env = append(env, "PGSSLMODE="+s.SSLMode)
+	}
+	pw, _ := s.Password.Get(ctx) // none: pg_basebackup says the server wants one
+	return append(env, passwordEnv(pw)...)
 }
 
 // setAside renames dir to dir.pgfm-replaced-STAMP unless it is missing or
