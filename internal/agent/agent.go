@@ -167,6 +167,8 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if err := a.prepare(); err != nil {
 		return err
 	}
+	defer a.dbPassword().Close() // a password script still running when the agent stops
+	a.fetchPassword(ctx)         // script.db.password runs once at start (EFM); bounded by script.timeout
 	a.log.Info("agent starting", "version", version.Version, "bind", a.bind, "admin", a.adminURL, "witness", a.cfg.IsWitness)
 	srv, err := a.serveAPI()
 	if err != nil {

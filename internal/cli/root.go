@@ -79,7 +79,9 @@ watches the databases and fails over when the primary fails.
 
 A cluster named CLUSTER is configured by CLUSTER.properties and CLUSTER.nodes in
 the config directory (--config-dir, else $PGFM_CONFIG_DIR, else /etc/pgfm).
-Every command but "agent" talks to the agent running on this node.`,
+Every command but "agent", "encrypt" and "cluster-key" talks to the agent
+running on this node, over TLS with the agent's own credentials: run them as
+root or as the agent's user.`,
 		Version:       version.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
