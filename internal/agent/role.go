@@ -243,7 +243,7 @@ func (a *Agent) promoteSelf(ctx context.Context, rec dcs.Primary, rev int64) {
 		res := a.runScript(ctx, "script.fence", a.cfg.ScriptFence, vars)
 		if res.Outcome != hook.OK {
 			a.failPromotion(ctx, rec, rev, dcs.PhaseFenceFailed, "Fencing script error",
-				fmt.Sprintf("script.fence %s (exit %d); the failover was not done. Output: %s", res.Outcome, res.ExitCode, res.Output))
+				fmt.Sprintf("script.fence %s (exit %d%s); the failover was not done. Output: %s", res.Outcome, res.ExitCode, errSuffix(res.Err), res.Output))
 			return
 		}
 	}
@@ -303,6 +303,14 @@ func (a *Agent) finishPromotion(ctx context.Context, rec dcs.Primary, rev int64,
 	a.log.Info("promoted: this node is the primary", "epoch", rec.Epoch, "timeline", obs.Timeline, "lsn", obs.CurrentLSN)
 	a.notify(ctx, hook.Warning, "Failover has completed", fmt.Sprintf("%s is the new primary of cluster %s (epoch %d, timeline %d), replacing %s.", a.self, a.cfg.Cluster, rec.Epoch, obs.Timeline, rec.Previous))
 	a.wake(a.publishKick)
+}
+
+// errSuffix is ": err" for a script's reason, when it has one.
+func errSuffix(err error) string {
+	if err == nil {
+		return ""
+	}
+	return ": " + err.Error()
 }
 
 func (a *Agent) failPromotion(ctx context.Context, rec dcs.Primary, rev int64, phase dcs.Phase, subject, detail string) {

@@ -307,12 +307,12 @@ func (s Server) EnsureStandbySignal() error {
 	if err != nil {
 		return fmt.Errorf("postgres: standby signal: %w", err)
 	}
-	err = f.Sync()
+	err = s.chownOpenToOwner(f)
+	if err == nil {
+		err = f.Sync()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		err = s.chownToOwner(path)
 	}
 	if err == nil {
 		err = syncDir(s.DataDir)
@@ -409,7 +409,9 @@ func closeConn(ctx context.Context, conn *pgx.Conn) {
 	conn.Close(cctx)
 }
 
-// chownToOwner gives a file we created as root to the server's owner.
+// chownToOwner gives a file we created as root to the server's owner. It
+// never follows a symbolic link: the owner can replace entries of its
+// data directory, and root must not chown what a planted link names.
 func (s Server) chownToOwner(path string) error {
 	if os.Geteuid() != 0 {
 		return nil
@@ -418,7 +420,20 @@ func (s Server) chownToOwner(path string) error {
 	if err != nil {
 		return err
 	}
-	return os.Chown(path, int(cred.Uid), int(cred.Gid))
+	return os.Lchown(path, int(cred.Uid), int(cred.Gid))
+}
+
+// chownOpenToOwner is chownToOwner for a file we hold open (fchown: no
+// path, no race).
+func (s Server) chownOpenToOwner(f *os.File) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	_, cred, err := lookupOwner(s.Owner)
+	if err != nil {
+		return err
+	}
+	return f.Chown(int(cred.Uid), int(cred.Gid))
 }
 
 // syncDir makes a directory's entries durable.

@@ -212,37 +212,40 @@ func (s Server) majorVersion() (int, error) {
 
 // writeFileAtomic replaces path by a file holding data, keeping the old
 // file's mode and owner (else 0600 and Owner): written to a temporary file
-// beside it, synced, renamed over it, and the directory synced.
+// beside it, synced, renamed over it, and the directory synced. The
+// temporary file is created exclusively and changed only through its
+// handle: the data directory's owner may plant links in it, and root must
+// not write or chown through them.
 func (s Server) writeFileAtomic(path string, data []byte) error {
 	mode := os.FileMode(0o600)
 	uid, gid := -1, -1
-	if st, err := os.Stat(path); err == nil {
+	if st, err := os.Lstat(path); err == nil && st.Mode().IsRegular() {
 		mode = st.Mode().Perm()
 		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
 			uid, gid = int(sys.Uid), int(sys.Gid)
 		}
 	}
-	tmp := path + ".pgfm.tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".pgfm.tmp-*")
 	if err != nil {
 		return err
 	}
+	tmp := f.Name()
 	_, err = f.Write(data)
 	if err == nil {
-		err = f.Chmod(mode) // the umask may have narrowed it
+		err = f.Chmod(mode)
+	}
+	if err == nil && os.Geteuid() == 0 {
+		if uid >= 0 {
+			err = f.Chown(uid, gid)
+		} else {
+			err = s.chownOpenToOwner(f)
+		}
 	}
 	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil && os.Geteuid() == 0 {
-		if uid >= 0 {
-			err = os.Chown(tmp, uid, gid)
-		} else {
-			err = s.chownToOwner(tmp)
-		}
 	}
 	if err == nil {
 		err = os.Rename(tmp, path)
