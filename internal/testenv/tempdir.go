@@ -24,3 +24,13 @@ func TempDir(t testing.TB) string {
 	}
 	return dir
 }
+
+// ScriptDir is a TempDir for scripts the agents run and the files those
+// write: agents running as root run scripts as db.service.owner, which must
+// be able to create files there.
+func ScriptDir(t testing.TB) string {
+	t.Helper()
+	dir := TempDir(t)
+	chownToOwner(t, dir)
+	return dir
+}

@@ -46,7 +46,7 @@ func newFailoverClusterConf(t *testing.T, props map[string]string, pgConf []stri
 // properties for single nodes, by index (0 the primary).
 func newFailoverClusterWith(t *testing.T, props map[string]string, pgConf []string, nodeProps map[int]map[string]string) *failoverCluster {
 	t.Helper()
-	dir := testenv.TempDir(t)
+	dir := testenv.ScriptDir(t)
 	fc := &failoverCluster{fenceLog: filepath.Join(dir, "fence.log"), postLog: filepath.Join(dir, "post.log"),
 		noteLog: filepath.Join(dir, "notes.log"), dbFailLog: filepath.Join(dir, "dbfail.log")}
 	writeScript(t, filepath.Join(dir, "fence.sh"), `echo "$@" >> `+fc.fenceLog)
@@ -232,7 +232,7 @@ func TestNoFailoverWhenOnlyThePrimaryAgentDies(t *testing.T) {
 }
 
 func TestFailingFenceScriptStopsPromotion(t *testing.T) {
-	dir := testenv.TempDir(t)
+	dir := testenv.ScriptDir(t)
 	writeScript(t, filepath.Join(dir, "fence.sh"), "echo cannot reach the power switch; exit 7")
 	fc := newFailoverCluster(t, map[string]string{"script.fence": filepath.Join(dir, "fence.sh") + " %p %f"})
 	old := fc.Primary()
@@ -314,7 +314,7 @@ func TestIdleAndResume(t *testing.T) {
 // agent while its fence script runs: restarted, it resumes from etcd's
 // primary record and finishes the failover.
 func TestFailoverResumesAfterTheAgentIsKilled(t *testing.T) {
-	dir := testenv.TempDir(t)
+	dir := testenv.ScriptDir(t)
 	started := filepath.Join(dir, "fence.started")
 	writeScript(t, filepath.Join(dir, "fence.sh"), `echo "$@" >> `+started+`; sleep 2`)
 	fc := newFailoverCluster(t, map[string]string{"script.fence": filepath.Join(dir, "fence.sh") + " %p %f"})
@@ -420,7 +420,7 @@ func TestIsolatedPrimaryFencesItself(t *testing.T) {
 // within one run of it: notifications are queued, never on the failover's
 // path.
 func TestHangingNotificationScript(t *testing.T) {
-	dir := testenv.TempDir(t)
+	dir := testenv.ScriptDir(t)
 	calls, release := filepath.Join(dir, "calls.log"), filepath.Join(dir, "release")
 	writeScript(t, filepath.Join(dir, "hang.sh"), `echo "$1" >> `+calls+`
 n=0
