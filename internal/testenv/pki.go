@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"testing"
 	"time"
 )
 
@@ -103,4 +104,20 @@ func signLeaf(tmpl, ca *x509.Certificate, caKey crypto.Signer, certFile, keyFile
 
 func writePEM(path, typ string, der []byte) error {
 	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600)
+}
+
+// OwnPKI writes a CA and one certificate valid for every node's host (for
+// server and client authentication) into dir, and returns the properties
+// that make the agents use them instead of the cluster key.
+func OwnPKI(t testing.TB, dir string, nodes ...*Node) map[string]string {
+	t.Helper()
+	var ips []string
+	for _, n := range nodes {
+		ips = append(ips, n.Host)
+	}
+	p, err := writePKI(dir, ips)
+	if err != nil {
+		t.Fatalf("testenv: pki: %v", err)
+	}
+	return map[string]string{"tls.ca.file": p.CACert, "tls.cert.file": p.ServerCert, "tls.key.file": p.ServerKey}
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,16 +17,25 @@ import (
 // A cluster whose db.user needs a password (scram-sha-256 in every
 // pg_hba.conf), given as `pgfm encrypt prod --from-env` prints it: the
 // agents form the cluster, see both databases up, and the witness reads
-// replication from both; no agent logs the password.
+// replication from both; no agent logs the password. The cluster uses
+// the user's own PKI (tls.*) instead of a cluster key, which no node has.
 func TestDBPasswordEncrypted(t *testing.T) {
 	const password = "app pw 'quoted'"
 	dir := testenv.TempDir(t)
 	enc := encryptFromEnv(t, dir, password)
-	c := testenv.NewAgentCluster(t, testenv.AgentOptions{Standbys: 1, Witnesses: 1, Props: map[string]string{
+	props := map[string]string{
 		"db.user":               "pgfm_app",
 		"db.password.encrypted": enc,
-	}})
+	}
+	c := testenv.NewAgentCluster(t, testenv.AgentOptions{Standbys: 1, Witnesses: 1, Props: props})
 	primary, standby, witness := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+	maps.Copy(props, testenv.OwnPKI(t, dir, c.Nodes...))
+	for _, n := range c.Nodes {
+		n.WriteProperties(t, props)
+		if err := os.Remove(n.ClusterKeyFile()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	primary.PG.Exec(t, "CREATE ROLE pgfm_app LOGIN SUPERUSER PASSWORD 'app pw ''quoted'''")
 	for _, n := range []*testenv.Node{primary, standby} {
 		hba := filepath.Join(n.PG.DataDir, "pg_hba.conf")
@@ -54,6 +64,9 @@ func TestDBPasswordEncrypted(t *testing.T) {
 		return nil
 	})
 	for _, n := range c.Nodes {
+		if _, err := os.Stat(n.ClusterKeyFile()); !os.IsNotExist(err) {
+			t.Errorf("%s has a cluster key file with tls.* set (%v)", n.Name, err)
+		}
 		if out := n.Output(); strings.Contains(out, "app pw") || strings.Contains(out, enc) {
 			t.Errorf("agent %s logged the password or its encrypted form:\n%s", n.Name, out)
 		}

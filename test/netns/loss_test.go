@@ -10,9 +10,13 @@ import (
 )
 
 // TestPacketLossNoFailover: 5 % of the packets of every host dropped for a
-// minute (about 10 % between two hosts) is no reason to fail over.
+// minute (about 10 % between two hosts) is no reason to fail over, with
+// the default timers. The harness's shorter ones (a 3 s lease, 0.5 s
+// elections) failed over in about one run of three on 2 cores, before
+// and after etcd's peer traffic became TLS: a lease that short does not
+// ride out TCP's retransmissions at that loss.
 func TestPacketLossNoFailover(t *testing.T) {
-	c := newCluster(t, 2, false)
+	c := newClusterWith(t, 2, false, map[string]string{"node.timeout": "5", "dcs.election.timeout": "1"})
 	w := c.StartVIPWriter(t)
 	for _, n := range c.Nodes {
 		c.Net.Loss(t, n.NetHost, 5)
