@@ -41,14 +41,15 @@ func waitStreaming(t *testing.T, standby, primary *testenv.Node) {
 // crashed may have acknowledged writes it had not yet sent: when crashed
 // names it, those may be missing, but only a tail of them (WAL is sent in
 // order), never a write followed by one of its writes that arrived.
-func (fc *failoverCluster) noLostWrites(t *testing.T, final *testenv.Node, crashed string) {
+func (fc *failoverCluster) noLostWrites(t *testing.T, final *testenv.Node, crashed string) (lost int) {
 	t.Helper()
-	acked, lost := fc.stopWriter(t, final)
-	if err := lostOnlyUnsentTail(acked, lost, crashed); err != nil {
-		t.Fatalf("%d of %d acknowledged writes missing on the final primary %s: %v", len(lost), len(acked), final.Name, err)
+	acked, missing := fc.stopWriter(t, final)
+	if err := lostOnlyUnsentTail(acked, missing, crashed); err != nil {
+		t.Fatalf("%d of %d acknowledged writes missing on the final primary %s: %v", len(missing), len(acked), final.Name, err)
 	}
 	gap, _ := testenv.History(acked, "", "")
-	t.Logf("%d acknowledged writes, %d lost (the crashed primary's unsent tail); longest write gap %s", len(acked), len(lost), gap)
+	t.Logf("%d acknowledged writes, %d lost (the crashed primary's unsent tail); longest write gap %s", len(acked), len(missing), gap)
+	return len(missing)
 }
 
 // stopWriter stops the writer once final acknowledged a write and returns
